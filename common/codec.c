@@ -1,0 +1,113 @@
+/*
+ * Hex and base64url codecs (strict: decoders accept only the canonical
+ * encoding, so one value has one text form), OpenSSL randomness and
+ * constant-time comparison.
+ */
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <string.h>
+#include "common/codec.h"
+#include "common/error.h"
+
+static const char hexdig[] = "0123456789abcdef";
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void pv_hex_encode(char *out, const uint8_t *in, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hexdig[in[i] >> 4];
+        out[2 * i + 1] = hexdig[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int pv_hex_decode(uint8_t *out, const char *in, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        int hi = hexval(in[2 * i]), lo = hi < 0 ? -1 : hexval(in[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return PV_EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+size_t pv_b64url_len(size_t len)
+{
+    return len / 3 * 4 + (len % 3 == 0 ? 0 : len % 3 + 1);
+}
+
+void pv_b64url_encode(char *out, const uint8_t *in, size_t len)
+{
+    size_t o = 0, i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64[v >> 18];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = b64[v >> 6 & 63];
+        out[o++] = b64[v & 63];
+    }
+    if (len - i == 1) {
+        out[o++] = b64[in[i] >> 2];
+        out[o++] = b64[(in[i] & 3) << 4];
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
+        out[o++] = b64[v >> 10];
+        out[o++] = b64[v >> 4 & 63];
+        out[o++] = b64[(v & 15) << 2];
+    }
+    out[o] = '\0';
+}
+
+static int b64val(char c)
+{
+    const char *p = c == '\0' ? NULL : strchr(b64, c);
+    return p == NULL ? -1 : (int)(p - b64);
+}
+
+int pv_b64url_decode(uint8_t *out, size_t outlen, const char *text, size_t textlen)
+{
+    if (textlen != pv_b64url_len(outlen))
+        return PV_EINVAL;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < textlen; i++) {
+        int v = b64val(text[i]);
+        if (v < 0)
+            return PV_EINVAL;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o < outlen)
+                out[o++] = (uint8_t)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    /* canonical form: the unused low bits of the last character are zero */
+    if (o != outlen || acc != 0)
+        return PV_EINVAL;
+    return 0;
+}
+
+int pv_random_bytes(void *buf, size_t len)
+{
+    return RAND_bytes(buf, (int)len) == 1 ? 0 : PV_EUNAVAIL;
+}
+
+int pv_memeq_ct(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len);
+}

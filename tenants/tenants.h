@@ -1,0 +1,96 @@
+/*
+ * The tenants store: tenants, API keys (and, later, pseudonymous visitor
+ * mappings) in one LMDB environment under the data directory. LMDB is the
+ * truth; PostgreSQL only mirrors tenants for analytics. An API key is
+ * "pvk_<key id: 16 hex>_<secret: 43 base64url chars, 256 bits>"; only the
+ * SHA-256 of the secret is stored, and it is compared in constant time.
+ */
+#ifndef PV_TENANTS_H
+#define PV_TENANTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PV_TENANT_NAME_MAX 63   /* [A-Za-z0-9._-], 1..63 chars, starts with a letter or digit */
+#define PV_KEY_ID_LEN 16        /* hex chars */
+#define PV_KEY_TEXT_LEN (4 + PV_KEY_ID_LEN + 1 + 43)
+#define PV_TENANT_SECRET_LEN 32 /* pseudonym (visitor ID) secret */
+
+typedef enum { PV_TENANT_NETWORK = 0, PV_TENANT_ISOLATED = 1 } pv_tenant_mode_t;
+
+enum {
+    PV_SCOPE_RECOGNIZE = 1u << 0,
+    PV_SCOPE_EVENTS = 1u << 1,
+    PV_SCOPE_ANALYTICS = 1u << 2,
+    PV_SCOPE_ERASE = 1u << 3,
+    PV_SCOPE_ALL = (1u << 4) - 1,
+};
+
+typedef struct pv_tenants pv_tenants_t;
+typedef struct pv_tenants_reader pv_tenants_reader_t;
+
+typedef struct {
+    uint64_t id; /* assigned at creation, never reused */
+    char name[PV_TENANT_NAME_MAX + 1];
+    pv_tenant_mode_t mode;
+    uint32_t retention_days;
+    int64_t created_at; /* unix seconds */
+    uint8_t secret[PV_TENANT_SECRET_LEN];
+} pv_tenant_t;
+
+typedef struct {
+    char id[PV_KEY_ID_LEN + 1];
+    uint64_t tenant_id;
+    uint32_t scopes;
+    int revoked;
+    int64_t created_at;
+} pv_key_info_t;
+
+/* What a successful authentication yields. */
+typedef struct {
+    uint64_t tenant_id;
+    char tenant_name[PV_TENANT_NAME_MAX + 1];
+    pv_tenant_mode_t mode;
+    char key_id[PV_KEY_ID_LEN + 1];
+    uint32_t scopes;
+} pv_auth_t;
+
+/* Opens (creating when missing, mode 0700/0600) the environment in dir. */
+int pv_tenants_open(pv_tenants_t **out, const char *dir);
+/* Closes; NULL is a no-op. All readers must be destroyed first. */
+void pv_tenants_close(pv_tenants_t *t);
+
+/* Tenants. Names are validated (PV_EINVAL); a taken name is PV_EEXIST. */
+int pv_tenants_create(pv_tenants_t *t, pv_tenant_t *out, const char *name, pv_tenant_mode_t mode,
+                      uint32_t retention_days);
+int pv_tenants_get(pv_tenants_t *t, pv_tenant_t *out, uint64_t id);
+int pv_tenants_find(pv_tenants_t *t, pv_tenant_t *out, const char *name);
+/* *out is a malloc'ed array the caller frees; sorted by name. */
+int pv_tenants_list(pv_tenants_t *t, pv_tenant_t **out, size_t *count);
+/* Deletes the tenant and all its keys. */
+int pv_tenants_delete(pv_tenants_t *t, const char *name);
+
+/* Keys. text receives the full key (PV_KEY_TEXT_LEN + 1 bytes), shown once. */
+int pv_keys_create(pv_tenants_t *t, pv_key_info_t *out, char *text, uint64_t tenant_id, uint32_t scopes);
+int pv_keys_list(pv_tenants_t *t, pv_key_info_t **out, size_t *count, uint64_t tenant_id);
+int pv_keys_revoke(pv_tenants_t *t, const char *key_id);
+
+/* "recognize,events" -> bits; PV_EINVAL names nothing, so callers print the list. */
+int pv_scopes_parse(uint32_t *out, const char *list);
+/* Writes "recognize,events,..." into buf. */
+void pv_scopes_format(char *buf, size_t size, uint32_t scopes);
+
+/*
+ * Hot path. A reader holds one reusable LMDB read transaction (reset/renew)
+ * and must stay on one thread. pv_tenants_authenticate parses `text`,
+ * looks the key up in LMDB (so a revocation is seen at once) and compares
+ * the secret's SHA-256 in constant time. Errors: PV_EINVAL (malformed),
+ * PV_EAUTH (unknown key or wrong secret), PV_EREVOKED, PV_ESTORE.
+ */
+int pv_tenants_reader_create(pv_tenants_reader_t **out, pv_tenants_t *t);
+void pv_tenants_reader_destroy(pv_tenants_reader_t *r);
+int pv_tenants_authenticate(pv_tenants_reader_t *r, pv_auth_t *out, const char *text, size_t len);
+/* Returns 0 when the environment answers a read transaction. */
+int pv_tenants_ping(pv_tenants_reader_t *r);
+
+#endif
