@@ -1,0 +1,32 @@
+/*
+ * The PrivID gateway: an h2o server with N event-loop threads that
+ * authenticates API keys against the tenants store and answers the v1 API.
+ * pv_gateway_run() owns the process until SIGINT/SIGTERM.
+ */
+#ifndef PV_GATEWAY_H
+#define PV_GATEWAY_H
+
+#include <stddef.h>
+#include "common/config.h"
+
+typedef struct {
+    pv_strlist_t listen; /* HOST:PORT, port 0 = any free port (logged) */
+    long threads;
+    char *data_dir;
+    char *pg;            /* libpq DSN, or NULL/"" for none */
+    char *log_level;
+    long max_body;       /* bytes */
+    long pg_check_ms;
+} pv_gateway_config_t;
+
+/* The option table of privid-gateway (flags, PRIVID_* variables, defaults). */
+extern const pv_opt_t pv_gateway_options[];
+
+/*
+ * Binds every listen address, starts the threads and serves until a
+ * SIGINT/SIGTERM, then drains and stops. Returns 0, or a negative code when
+ * start-up failed (the reason is logged).
+ */
+int pv_gateway_run(const pv_gateway_config_t *conf);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * Gateway internals shared by server.c, http.c and routes.c. One
+ * pv_gw_thread_t per event loop; its h2o context comes first (`super`) so a
+ * handler finds its thread from req->conn->ctx.
+ */
+#ifndef PV_GATEWAY_INTERNAL_H
+#define PV_GATEWAY_INTERNAL_H
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+#include "analytics/analytics.h"
+#include "gateway/gateway.h"
+#include "tenants/tenants.h"
+
+typedef struct pv_gw pv_gw_t;
+
+typedef struct {
+    h2o_context_t super;
+    pv_gw_t *gw;
+    int index;
+    pv_tenants_reader_t *reader; /* this loop's LMDB read transaction */
+    unsigned long long request_seq;
+} pv_gw_thread_t;
+
+struct pv_gw {
+    const pv_gateway_config_t *conf;
+    pv_tenants_t *tenants;
+    pv_pgmon_t *pgmon;  /* NULL when no DSN is configured */
+    char id_prefix[9];  /* random per process, starts every request id */
+};
+
+static inline pv_gw_thread_t *pv_gw_thread(h2o_req_t *req)
+{
+    return (pv_gw_thread_t *)req->conn->ctx;
+}
+
+/* http.c: response helpers. All of them finish the request. */
+void pv_http_begin(h2o_req_t *req);
+int pv_http_send_json(h2o_req_t *req, int status, const char *json, size_t len);
+int pv_http_send_error(h2o_req_t *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Maps a PV_E* code to an HTTP status and answers with it. */
+int pv_http_send_code(h2o_req_t *req, int err, const char *message);
+
+/* routes.c: the single handler on "/" that dispatches every request. */
+int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * The gateway's routes: one handler on "/" dispatches by exact path, so every
+ * answer (including 404 and 405) is the JSON error object. A route names the
+ * scope it needs; authentication happens once, here, before the route runs.
+ */
+#include <jansson.h>
+#include <string.h>
+#include "common/error.h"
+#include "gateway/internal.h"
+
+#define AUTH_HEADER_MAX 256
+
+typedef int (*route_fn)(h2o_req_t *req, const pv_auth_t *auth);
+
+typedef struct {
+    const char *method;
+    const char *path;
+    int authenticated; /* 0: public */
+    uint32_t scope;    /* scope the key needs (0: any valid key) */
+    route_fn fn;
+} route_t;
+
+static int send_json_obj(h2o_req_t *req, int status, json_t *obj)
+{
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    int ret = text ? pv_http_send_json(req, status, text, strlen(text))
+                   : pv_http_send_code(req, PV_ENOMEM, "could not build the response");
+    free(text);
+    json_decref(obj);
+    return ret;
+}
+
+static int healthz(h2o_req_t *req, const pv_auth_t *auth)
+{
+    (void)auth;
+    return pv_http_send_json(req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
+}
+
+static int readyz(h2o_req_t *req, const pv_auth_t *auth)
+{
+    (void)auth;
+    pv_gw_thread_t *t = pv_gw_thread(req);
+    int lmdb_ok = pv_tenants_ping(t->reader) == 0;
+    const char *pg = "disabled";
+    int pg_ok = 1;
+    if (t->gw->pgmon != NULL) {
+        pv_pg_state_t st = pv_pgmon_state(t->gw->pgmon);
+        pg_ok = st == PV_PG_UP;
+        pg = st == PV_PG_UP ? "ok" : st == PV_PG_DOWN ? "unreachable" : "checking";
+    }
+    int ready = lmdb_ok && pg_ok;
+    if (!ready)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    return send_json_obj(req, ready ? 200 : 503,
+                         json_pack("{s:s,s:{s:s,s:s}}", "status", ready ? "ready" : "not_ready", "checks", "lmdb",
+                                   lmdb_ok ? "ok" : "unavailable", "postgres", pg));
+}
+
+static int whoami(h2o_req_t *req, const pv_auth_t *auth)
+{
+    json_t *scopes = json_array();
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {{PV_SCOPE_RECOGNIZE, "recognize"},
+                 {PV_SCOPE_EVENTS, "events"},
+                 {PV_SCOPE_ANALYTICS, "analytics"},
+                 {PV_SCOPE_ERASE, "erase"}};
+    for (size_t i = 0; scopes != NULL && i < sizeof(names) / sizeof(names[0]); i++)
+        if (auth->scopes & names[i].bit)
+            json_array_append_new(scopes, json_string(names[i].name));
+    return send_json_obj(req, 200,
+                         json_pack("{s:{s:I,s:s,s:s},s:{s:s,s:o}}", "tenant", "id", (json_int_t)auth->tenant_id, "name",
+                                   auth->tenant_name, "mode", auth->mode == PV_TENANT_ISOLATED ? "isolated" : "network",
+                                   "key", "id", auth->key_id, "scopes", scopes));
+}
+
+static const route_t routes[] = {
+    {"GET", "/healthz", 0, 0, healthz},
+    {"GET", "/readyz", 0, 0, readyz},
+    {"GET", "/v1/whoami", 1, 0, whoami},
+    {NULL, NULL, 0, 0, NULL},
+};
+
+static int method_is(h2o_req_t *req, const char *m)
+{
+    size_t n = strlen(m);
+    if (h2o_memis(req->method.base, req->method.len, m, n))
+        return 1;
+    /* HEAD is served wherever GET is; h2o drops the body */
+    return strcmp(m, "GET") == 0 && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+}
+
+/*
+ * Parses "Bearer <key>" (scheme case-insensitive, as RFC 7235 says) and
+ * authenticates the key. Answers 401 itself and returns nonzero on failure.
+ */
+static int authenticate(h2o_req_t *req, pv_auth_t *auth)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    const char *why;
+    int err = PV_EAUTH;
+    if (i < 0) {
+        why = "missing Authorization header (expected: Bearer <api key>)";
+        goto fail;
+    }
+    if (h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i) >= 0) {
+        why = "more than one Authorization header";
+        goto fail;
+    }
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (v.len > AUTH_HEADER_MAX || v.len < 7 || !h2o_lcstris(v.base, 7, H2O_STRLIT("bearer "))) {
+        why = "malformed Authorization header (expected: Bearer <api key>)";
+        goto fail;
+    }
+    const char *key = v.base + 7;
+    size_t len = v.len - 7;
+    while (len > 0 && *key == ' ')
+        key++, len--;
+    while (len > 0 && key[len - 1] == ' ')
+        len--;
+    err = pv_tenants_authenticate(pv_gw_thread(req)->reader, auth, key, len);
+    switch (err) {
+    case 0:
+        return 0;
+    case PV_EINVAL:
+        why = "malformed API key";
+        break;
+    case PV_EREVOKED:
+        why = "API key revoked";
+        break;
+    case PV_EAUTH:
+        why = "unknown API key or wrong secret";
+        break;
+    default:
+        pv_http_send_code(req, err, "could not check the API key");
+        return -1;
+    }
+fail:
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
+    pv_http_send_error(req, 401, err == PV_EREVOKED ? "revoked_key" : "unauthorized", "%s", why);
+    return -1;
+}
+
+int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    pv_http_begin(req);
+    const route_t *path_match = NULL;
+    for (const route_t *r = routes; r->path != NULL; r++) {
+        if (!h2o_memis(req->path_normalized.base, req->path_normalized.len, r->path, strlen(r->path)))
+            continue;
+        path_match = r;
+        if (!method_is(req, r->method))
+            continue;
+        pv_auth_t auth;
+        memset(&auth, 0, sizeof(auth));
+        if (r->authenticated && authenticate(req, &auth) != 0)
+            return 0;
+        if (r->scope != 0 && (auth.scopes & r->scope) == 0)
+            return pv_http_send_error(req, 403, "forbidden", "this API key lacks the scope this route needs");
+        return r->fn(req, &auth);
+    }
+    if (path_match != NULL) {
+        char allow[64] = "";
+        for (const route_t *r = routes; r->path != NULL; r++) {
+            if (strcmp(r->path, path_match->path) == 0 && strlen(allow) + strlen(r->method) + 8 < sizeof(allow)) {
+                if (allow[0] != '\0')
+                    strcat(allow, ", ");
+                strcat(allow, r->method);
+                if (strcmp(r->method, "GET") == 0)
+                    strcat(allow, ", HEAD");
+            }
+        }
+        h2o_iovec_t a = h2o_strdup(&req->pool, allow, strlen(allow));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, a.base, a.len);
+        return pv_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed on this path",
+                                  (int)(req->method.len > 16 ? 16 : req->method.len), req->method.base);
+    }
+    return pv_http_send_error(req, 404, "not_found", "no such route");
+}

@@ -1,0 +1,271 @@
+/*
+ * Gateway process: binds every --listen address once, then runs N threads,
+ * each with its own h2o evloop and context accepting on dup()s of the shared
+ * listening sockets. SIGINT/SIGTERM stop accepting, let in-flight requests
+ * finish (bounded), then tear down in the order libh2o needs.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "common/codec.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "gateway/internal.h"
+
+#define DRAIN_MS 2000
+
+static atomic_int stopping;
+
+typedef struct {
+    pv_gw_thread_t t;
+    pthread_t tid;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listeners[PV_CONFIG_LIST_MAX];
+    int nlisteners;
+    int listen_fds[PV_CONFIG_LIST_MAX];
+    int ret;
+} worker_t;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&stopping, 1);
+}
+
+/* Parses HOST:PORT or [V6]:PORT and binds a non-blocking listening socket. */
+static int bind_listener(int *out, const char *spec, char *bound, size_t boundlen)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (colon == NULL || colon == spec || strlen(spec) >= sizeof(host))
+        return PV_EINVAL;
+    size_t hlen = (size_t)(colon - spec);
+    const char *h = spec;
+    if (spec[0] == '[' && hlen >= 2 && spec[hlen - 1] == ']')
+        h++, hlen -= 2;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port < 0 || port > 65535)
+        return PV_EINVAL;
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%ld", port);
+    if (getaddrinfo(host, portstr, &hints, &ai) != 0)
+        return PV_EINVAL;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, ret = 0;
+    if (fd < 0) {
+        ret = -errno;
+        goto out;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+        ret = -errno;
+        close(fd);
+        goto out;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    char addr[INET6_ADDRSTRLEN] = "?";
+    int p = 0;
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
+        p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        snprintf(bound, boundlen, "%s:%d", addr, p);
+    } else {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
+        p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        snprintf(bound, boundlen, "[%s]:%d", addr, p);
+    }
+    *out = fd;
+out:
+    freeaddrinfo(ai);
+    return ret;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    if (err != NULL)
+        return;
+    worker_t *w = listener->data;
+    /* bounded batch so one busy listener cannot starve the loop */
+    for (int i = 0; i < 64; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&w->accept_ctx, sock);
+    }
+}
+
+static int connections_open(h2o_context_t *ctx)
+{
+    return !h2o_linklist_is_empty(&ctx->http1._conns) || !h2o_linklist_is_empty(&ctx->http2._conns);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    h2o_evloop_t *loop = w->t.super.loop;
+    for (int i = 0; i < w->nlisteners; i++) {
+        w->listeners[i] = h2o_evloop_socket_create(loop, w->listen_fds[i], H2O_SOCKET_FLAG_DONT_READ);
+        w->listeners[i]->data = w;
+        h2o_socket_read_start(w->listeners[i], on_accept);
+    }
+    while (!atomic_load(&stopping))
+        h2o_evloop_run(loop, 200);
+
+    /* stop accepting, then give open connections a bounded time to finish */
+    for (int i = 0; i < w->nlisteners; i++) {
+        h2o_socket_read_stop(w->listeners[i]);
+        h2o_socket_close(w->listeners[i]);
+        w->listeners[i] = NULL;
+    }
+    h2o_context_request_shutdown(&w->t.super);
+    int64_t deadline = now_ms() + DRAIN_MS;
+    while (connections_open(&w->t.super) && now_ms() < deadline)
+        h2o_evloop_run(loop, 50);
+    /* the HTTP/2 graceful-shutdown timer must fire before the context goes (H2O.md) */
+    int64_t settle = now_ms() + 1100;
+    while (now_ms() < settle)
+        h2o_evloop_run(loop, 50);
+    w->ret = connections_open(&w->t.super) ? 1 : 0;
+    return NULL;
+}
+
+const pv_opt_t pv_gateway_options[] = {
+    {"listen", "PRIVID_LISTEN", PV_OPT_LIST, offsetof(pv_gateway_config_t, listen), "127.0.0.1:8080", 0, 0,
+     "HOST:PORT to serve on (repeatable; port 0 picks a free port)"},
+    {"threads", "PRIVID_THREADS", PV_OPT_INT, offsetof(pv_gateway_config_t, threads), "0", 0, 256,
+     "event-loop threads (0 = one per core)"},
+    {"data-dir", "PRIVID_DATA_DIR", PV_OPT_STRING, offsetof(pv_gateway_config_t, data_dir), "./var/data", 0, 0,
+     "LMDB data directory"},
+    {"pg", "PRIVID_PG", PV_OPT_STRING, offsetof(pv_gateway_config_t, pg), NULL, 0, 0,
+     "PostgreSQL connection string (libpq); empty = no analytics database"},
+    {"log-level", "PRIVID_LOG_LEVEL", PV_OPT_STRING, offsetof(pv_gateway_config_t, log_level), "info", 0, 0,
+     "debug, info, warn, error or off"},
+    {"max-body", "PRIVID_MAX_BODY", PV_OPT_INT, offsetof(pv_gateway_config_t, max_body), "16777216", 1024,
+     1073741824, "largest request body in bytes (413 above)"},
+    {"pg-check-ms", "PRIVID_PG_CHECK_MS", PV_OPT_INT, offsetof(pv_gateway_config_t, pg_check_ms), "1000", 50,
+     60000, "how often readiness checks PostgreSQL"},
+    {NULL, NULL, 0, 0, NULL, 0, 0, NULL},
+};
+
+int pv_gateway_run(const pv_gateway_config_t *conf)
+{
+    int ret = 0, nthreads = (int)conf->threads, fds[PV_CONFIG_LIST_MAX], nfds = 0, started = 0;
+    pv_gw_t gw = {.conf = conf};
+    h2o_globalconf_t globalconf;
+    worker_t *workers = NULL;
+    uint8_t rnd[4];
+
+    if (nthreads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = n > 0 ? (int)n : 1;
+    }
+    if (pv_random_bytes(rnd, sizeof(rnd)) != 0)
+        return PV_EUNAVAIL;
+    pv_hex_encode(gw.id_prefix, rnd, sizeof(rnd));
+
+    h2o_config_init(&globalconf);
+    globalconf.max_request_entity_size = (size_t)conf->max_body;
+    globalconf.server_name = h2o_iovec_init(H2O_STRLIT("privid"));
+    h2o_hostconf_t *host = h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
+    handler->on_req = pv_routes_handle;
+
+    if ((ret = pv_tenants_open(&gw.tenants, conf->data_dir)) != 0) {
+        PV_LOG(PV_LOG_ERROR, "cannot open the tenants store", "dir=\"%s\" err=%s", conf->data_dir,
+               pv_strerror(ret));
+        goto out;
+    }
+    if (conf->pg != NULL && conf->pg[0] != '\0' &&
+        (ret = pv_pgmon_start(&gw.pgmon, conf->pg, (int)conf->pg_check_ms)) != 0)
+        goto out;
+
+    for (int i = 0; i < conf->listen.count; i++) {
+        char bound[300];
+        if ((ret = bind_listener(&fds[nfds], conf->listen.items[i], bound, sizeof(bound))) != 0) {
+            PV_LOG(PV_LOG_ERROR, "cannot listen", "addr=\"%s\" err=\"%s\"", conf->listen.items[i],
+                   ret == PV_EINVAL ? "expected HOST:PORT" : pv_strerror(ret));
+            goto out;
+        }
+        nfds++;
+        PV_LOG(PV_LOG_INFO, "listening", "addr=%s url=http://%s/", bound, bound);
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    if ((workers = calloc((size_t)nthreads, sizeof(*workers))) == NULL) {
+        ret = PV_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < nthreads; i++) {
+        worker_t *w = &workers[i];
+        h2o_context_init(&w->t.super, h2o_evloop_create(), &globalconf);
+        w->t.gw = &gw;
+        w->t.index = i;
+        w->accept_ctx.ctx = &w->t.super;
+        w->accept_ctx.hosts = globalconf.hosts;
+        if ((ret = pv_tenants_reader_create(&w->t.reader, gw.tenants)) != 0)
+            goto out;
+        for (int j = 0; j < nfds; j++)
+            w->listen_fds[w->nlisteners++] = i == 0 ? fds[j] : dup(fds[j]);
+        started++;
+    }
+    nfds = 0; /* the workers own the descriptors now */
+    PV_LOG(PV_LOG_INFO, "gateway started", "threads=%d data_dir=\"%s\" postgres=%s", nthreads, conf->data_dir,
+           gw.pgmon ? "configured" : "disabled");
+    for (int i = 1; i < nthreads; i++)
+        pthread_create(&workers[i].tid, NULL, worker_main, &workers[i]);
+    worker_main(&workers[0]);
+    for (int i = 1; i < nthreads; i++)
+        pthread_join(workers[i].tid, NULL);
+    PV_LOG(PV_LOG_INFO, "gateway stopped", "%s", "");
+
+out:
+    for (int i = 0; i < started; i++) {
+        worker_t *w = &workers[i];
+        pv_tenants_reader_destroy(w->t.reader);
+        /* a context with connections still open cannot be disposed safely; exiting releases them */
+        if (w->ret == 0) {
+            h2o_evloop_t *loop = w->t.super.loop;
+            h2o_context_dispose(&w->t.super);
+            h2o_evloop_destroy(loop);
+        }
+    }
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    free(workers);
+    pv_pgmon_stop(gw.pgmon);
+    pv_tenants_close(gw.tenants);
+    h2o_config_dispose(&globalconf);
+    return ret;
+}

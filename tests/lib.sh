@@ -1,0 +1,74 @@
+# Helpers for PrivID's shell integration tests (sourced). Every check that
+# fails prints what it expected and what it got, and the test exits 1.
+set -uo pipefail
+
+PV_FAILS=0
+PV_CHECKS=0
+PV_TMP=$(mktemp -d /tmp/privid-it.XXXXXX)
+PV_PIDS=()
+
+pv_cleanup() {
+  local pid
+  for pid in "${PV_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${PV_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  rm -rf "$PV_TMP"
+}
+trap pv_cleanup EXIT
+
+pv_fail() { PV_FAILS=$((PV_FAILS + 1)); printf 'FAIL: %s\n' "$*" >&2; }
+pv_ok() { PV_CHECKS=$((PV_CHECKS + 1)); }
+
+# check_eq WHAT EXPECTED ACTUAL
+check_eq() {
+  if [ "$2" == "$3" ]; then pv_ok; else pv_fail "$1: expected [$2], got [$3]"; fi
+}
+# check_match WHAT REGEX ACTUAL
+check_match() {
+  if [[ "$3" =~ $2 ]]; then pv_ok; else pv_fail "$1: expected to match /$2/, got [$3]"; fi
+}
+
+# pv_finish: prints the summary and exits with the verdict.
+pv_finish() {
+  echo "$PV_CHECKS checks passed, $PV_FAILS failed"
+  [ "$PV_FAILS" = 0 ] && exit 0
+  exit 1
+}
+
+# http METHOD URL [curl args...]: sets HTTP_STATUS, HTTP_BODY, HTTP_HEADERS.
+http() {
+  local method=$1 url=$2; shift 2
+  local out="$PV_TMP/http.$$"
+  HTTP_STATUS=$(curl -sS -o "$out.body" -D "$out.head" -w '%{http_code}' -X "$method" "$@" "$url" 2>"$out.err") || HTTP_STATUS="curl-error: $(cat "$out.err")"
+  HTTP_BODY=$(cat "$out.body" 2>/dev/null)
+  HTTP_HEADERS=$(tr -d '\r' < "$out.head" 2>/dev/null)
+}
+# header NAME: the value of NAME in the last response (case-insensitive).
+header() { printf '%s\n' "$HTTP_HEADERS" | awk -v n="$(echo "$1" | tr 'A-Z' 'a-z')" -F': ' 'tolower($1)==n {print $2; exit}'; }
+# jf FILTER: jq over the last body.
+jf() { printf '%s' "$HTTP_BODY" | jq -r "$1" 2>/dev/null; }
+
+# start_gateway NAME [gateway args...]: starts it on a free port; sets GW_URL and GW_PID.
+start_gateway() {
+  local name=$1; shift
+  local log="$PV_TMP/$name.log"
+  "$PV_GATEWAY" --listen 127.0.0.1:0 "$@" >"$log" 2>&1 &
+  GW_PID=$!
+  PV_PIDS+=("$GW_PID")
+  local i addr=
+  for i in $(seq 1 100); do
+    addr=$(sed -n 's/.*msg="listening" addr=\([^ ]*\).*/\1/p' "$log" | head -1)
+    [ -n "$addr" ] && grep -q 'msg="gateway started"' "$log" && break
+    kill -0 "$GW_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [ -z "$addr" ]; then
+    pv_fail "gateway $name did not start:"; cat "$log" >&2; pv_finish
+  fi
+  GW_URL="http://$addr"
+}
+
+# stop_pid PID: SIGTERM, wait, and return its exit status.
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null
+  wait "$1"
+}

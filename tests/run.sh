@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The PrivID test command. On a fresh Debian bookworm machine (as root) it
+# installs and builds everything (deploy/setup.sh), starts a throwaway
+# PostgreSQL on a free loopback port, runs the ctest suite against it and
+# stops PostgreSQL whatever happens.
+#   tests/run.sh [ctest args...]      e.g. tests/run.sh -L unit
+#   PV_SANITIZE=1 tests/run.sh        the same suite under ASan+UBSan (build-asan/)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [ "${PV_SANITIZE:-0}" = 1 ]; then
+  export PRIVID_BUILD_DIR=${PRIVID_BUILD_DIR:-$repo/build-asan}
+fi
+build=${PRIVID_BUILD_DIR:-$repo/build}
+export PRIVID_BUILD_DIR=$build
+
+"$repo/deploy/setup.sh"
+
+. "$repo/tests/pg.sh"
+pgdir=$(mktemp -d /tmp/privid-test-pg.XXXXXX)
+chmod 755 "$pgdir"
+cleanup() { pv_pg_stop "$pgdir/data"; rm -rf "$pgdir"; }
+trap cleanup EXIT
+printf '\n==> starting a throwaway PostgreSQL\n'
+pv_pg_start "$pgdir/data"
+echo "PostgreSQL 15 on 127.0.0.1:$PV_PG_PORT"
+export PRIVID_TEST_PG=$PV_PG_DSN
+export PRIVID_MODELS=${PRIVID_MODELS:-$repo/build/models/face-api-1.7.15}
+
+printf '\n==> running the tests\n'
+cd "$build"
+ctest --output-on-failure --timeout 900 -j "$(nproc)" "$@"
