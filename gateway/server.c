@@ -258,6 +258,8 @@ out:
         if (w->ret == 0) {
             h2o_evloop_t *loop = w->t.super.loop;
             h2o_context_dispose(&w->t.super);
+            /* sockets closed by the disposal are freed on the loop's next turn */
+            h2o_evloop_run(loop, 0);
             h2o_evloop_destroy(loop);
         }
     }

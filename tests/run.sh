@@ -25,6 +25,10 @@ printf '\n==> starting a throwaway PostgreSQL\n'
 pv_pg_start "$pgdir/data"
 echo "PostgreSQL 15 on 127.0.0.1:$PV_PG_PORT"
 export PRIVID_TEST_PG=$PV_PG_DSN
+# sanitizer settings (used when the build has PV_SANITIZE): only libh2o's known leaks are suppressed
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$repo/tests/sanitizers/lsan.supp:print_suppressions=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export PRIVID_MODELS=${PRIVID_MODELS:-$repo/build/models/face-api-1.7.15}
 
 printf '\n==> running the tests\n'
