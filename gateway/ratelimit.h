@@ -1,0 +1,27 @@
+/*
+ * Token-bucket rate limiting keyed by a 64-bit id (an API key id, or later a
+ * client address). Memory is fixed at creation: a bucket that has refilled
+ * completely carries no state, so it may be evicted and recreated at will.
+ * Thread-safe (striped locks); O(1) per call.
+ */
+#ifndef PV_GATEWAY_RATELIMIT_H
+#define PV_GATEWAY_RATELIMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pv_ratelimit pv_ratelimit_t;
+
+/* Creates a limiter holding up to `capacity` live buckets (rounded up). */
+int pv_ratelimit_create(pv_ratelimit_t **out, size_t capacity);
+void pv_ratelimit_destroy(pv_ratelimit_t *rl);
+
+/*
+ * Takes `cost` tokens from key's bucket (refilled at `rate` tokens/s up to
+ * `burst`). Returns 0 when allowed; otherwise the whole seconds (>= 1) after
+ * which the request would be allowed (the Retry-After value). rate <= 0
+ * means unlimited.
+ */
+int pv_ratelimit_take(pv_ratelimit_t *rl, uint64_t key, double rate, double burst, double cost, int64_t now_us);
+
+#endif
