@@ -44,5 +44,9 @@ int pv_http_send_code(h2o_req_t *req, int err, const char *message);
 
 /* routes.c: the single handler on "/" that dispatches every request. */
 int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req);
+/* Registers the route names with the metrics; once, before serving. */
+void pv_routes_init(void);
+/* Seconds since the request began. */
+double pv_request_elapsed(h2o_req_t *req);
 
 #endif

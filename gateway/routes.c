@@ -5,14 +5,17 @@
  */
 #include <jansson.h>
 #include <string.h>
+#include <sys/time.h>
 #include "common/error.h"
 #include "gateway/internal.h"
+#include "gateway/metrics.h"
 
 #define AUTH_HEADER_MAX 256
 
 typedef int (*route_fn)(h2o_req_t *req, const pv_auth_t *auth);
 
 typedef struct {
+    const char *name; /* metrics label */
     const char *method;
     const char *path;
     int authenticated; /* 0: public */
@@ -75,12 +78,57 @@ static int whoami(h2o_req_t *req, const pv_auth_t *auth)
                                    "key", "id", auth->key_id, "scopes", scopes));
 }
 
+static int metrics(h2o_req_t *req, const pv_auth_t *auth)
+{
+    (void)auth;
+    static h2o_generator_t generator = {NULL, NULL};
+    char *text;
+    size_t len;
+    if (pv_metrics_render(&text, &len) != 0)
+        return pv_http_send_code(req, PV_ENOMEM, "could not render metrics");
+    h2o_iovec_t body = h2o_strdup(&req->pool, text, len);
+    free(text);
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_start_response(req, &generator);
+    h2o_send(req, &body, 1, 1);
+    return 0;
+}
+
 static const route_t routes[] = {
-    {"GET", "/healthz", 0, 0, healthz},
-    {"GET", "/readyz", 0, 0, readyz},
-    {"GET", "/v1/whoami", 1, 0, whoami},
-    {NULL, NULL, 0, 0, NULL},
+    {"healthz", "GET", "/healthz", 0, 0, healthz},
+    {"readyz", "GET", "/readyz", 0, 0, readyz},
+    {"metrics", "GET", "/metrics", 0, 0, metrics},
+    {"whoami", "GET", "/v1/whoami", 1, 0, whoami},
+    {NULL, NULL, NULL, 0, 0, NULL},
 };
+
+void pv_routes_init(void)
+{
+    const char *names[PV_METRICS_ROUTES_MAX];
+    int n = 0;
+    for (const route_t *r = routes; r->path != NULL && n < PV_METRICS_ROUTES_MAX; r++)
+        names[n++] = r->name;
+    pv_metrics_init(names, n);
+}
+
+/* Seconds since h2o received the request's first byte. */
+double pv_request_elapsed(h2o_req_t *req)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
+           (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
+}
+
+static int finish(h2o_req_t *req, int route)
+{
+    pv_metrics_request(route, req->res.status, pv_request_elapsed(req));
+    return 0;
+}
 
 static int method_is(h2o_req_t *req, const char *m)
 {
@@ -153,13 +201,17 @@ int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req)
         path_match = r;
         if (!method_is(req, r->method))
             continue;
+        int idx = (int)(r - routes);
         pv_auth_t auth;
         memset(&auth, 0, sizeof(auth));
         if (r->authenticated && authenticate(req, &auth) != 0)
-            return 0;
-        if (r->scope != 0 && (auth.scopes & r->scope) == 0)
-            return pv_http_send_error(req, 403, "forbidden", "this API key lacks the scope this route needs");
-        return r->fn(req, &auth);
+            return finish(req, idx);
+        if (r->scope != 0 && (auth.scopes & r->scope) == 0) {
+            pv_http_send_error(req, 403, "forbidden", "this API key lacks the scope this route needs");
+            return finish(req, idx);
+        }
+        r->fn(req, &auth);
+        return finish(req, idx);
     }
     if (path_match != NULL) {
         char allow[64] = "";
@@ -174,8 +226,10 @@ int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req)
         }
         h2o_iovec_t a = h2o_strdup(&req->pool, allow, strlen(allow));
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, a.base, a.len);
-        return pv_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed on this path",
-                                  (int)(req->method.len > 16 ? 16 : req->method.len), req->method.base);
+        pv_http_send_error(req, 405, "method_not_allowed", "%.*s is not allowed on this path",
+                           (int)(req->method.len > 16 ? 16 : req->method.len), req->method.base);
+        return finish(req, (int)(path_match - routes));
     }
-    return pv_http_send_error(req, 404, "not_found", "no such route");
+    pv_http_send_error(req, 404, "not_found", "no such route");
+    return finish(req, -1);
 }

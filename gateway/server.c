@@ -190,6 +190,7 @@ int pv_gateway_run(const pv_gateway_config_t *conf)
         return PV_EUNAVAIL;
     pv_hex_encode(gw.id_prefix, rnd, sizeof(rnd));
 
+    pv_routes_init();
     h2o_config_init(&globalconf);
     globalconf.max_request_entity_size = (size_t)conf->max_body;
     globalconf.server_name = h2o_iovec_init(H2O_STRLIT("privid"));

@@ -112,6 +112,16 @@ check_eq "client request id echoed" "trace-abc.123" "$(header x-request-id)"
 http GET "$URL/healthz" -H "X-Request-Id: bad id with spaces"
 check_match "bad client request id replaced" '^[0-9a-f]{8}-' "$(header x-request-id)"
 
+# metrics: Prometheus text with the requests seen above
+http GET "$URL/metrics"
+check_eq "metrics status" 200 "$HTTP_STATUS"
+check_match "metrics content type" '^text/plain; version=0.0.4' "$(header content-type)"
+check_match "whoami 200s counted" 'privid_requests_total\{route="whoami",status="200"\} [1-9]' "$HTTP_BODY"
+check_match "whoami 401s counted" 'privid_requests_total\{route="whoami",status="401"\} [1-9]' "$HTTP_BODY"
+check_match "404s counted" 'privid_requests_total\{route="none",status="404"\} [1-9]' "$HTTP_BODY"
+check_match "latency histogram" 'privid_request_seconds_bucket\{route="whoami",le="\+Inf"\} [1-9]' "$HTTP_BODY"
+check_eq "no key material in metrics" 0 "$(printf '%s' "$HTTP_BODY" | grep -c pvk_)"
+
 # the gateway stops cleanly on SIGTERM
 stop_pid "$GW_PID"
 check_eq "gateway exit status after SIGTERM" 0 "$?"
