@@ -11,10 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PV_TENANT_NAME_MAX 63   /* [A-Za-z0-9._-], 1..63 chars, starts with a letter or digit */
-#define PV_KEY_ID_LEN 16        /* hex chars */
+#define PV_TENANT_NAME_MAX 63 /* [A-Za-z0-9._-], 1..63 chars, starts with a letter or digit */
+#define PV_KEY_ID_LEN 16      /* hex chars */
 #define PV_KEY_TEXT_LEN (4 + PV_KEY_ID_LEN + 1 + 43)
-#define PV_TENANT_SECRET_LEN 32 /* pseudonym (visitor ID) secret */
+#define PV_TENANT_SECRET_LEN 32        /* pseudonym (visitor ID) secret */
+#define PV_TENANT_RETENTION_DEFAULT 90 /* days */
+#define PV_TENANT_RETENTION_MAX 3650   /* days; the minimum is 1 */
+#define PV_SCOPES_TEXT_MAX 40          /* "recognize,events,analytics,erase" + NUL fits */
 
 typedef enum { PV_TENANT_NETWORK = 0, PV_TENANT_ISOLATED = 1 } pv_tenant_mode_t;
 
@@ -55,29 +58,53 @@ typedef struct {
     uint32_t scopes;
 } pv_auth_t;
 
-/* Opens (creating when missing, mode 0700/0600) the environment in dir. */
+/*
+ * Opens (creating when missing, mode 0700/0600) the environment in dir; the
+ * caller owns *out. Errors: -errno when the directory cannot be made,
+ * PV_ESTORE / PV_ELIMIT / PV_ENOMEM from LMDB.
+ */
 int pv_tenants_open(pv_tenants_t **out, const char *dir);
 /* Closes; NULL is a no-op. All readers must be destroyed first. */
 void pv_tenants_close(pv_tenants_t *t);
 
-/* Tenants. Names are validated (PV_EINVAL); a taken name is PV_EEXIST. */
+/* Returns 0 when name is a valid tenant name (see PV_TENANT_NAME_MAX), else PV_EINVAL. */
+int pv_tenants_name_valid(const char *name);
+/* "network" / "isolated"; a static string ("?" for an unknown value). */
+const char *pv_tenant_mode_name(pv_tenant_mode_t mode);
+/* Parses "network" / "isolated"; PV_EINVAL otherwise. */
+int pv_tenant_mode_parse(pv_tenant_mode_t *out, const char *text);
+
+/*
+ * Tenants. Names are validated (PV_EINVAL); a taken name is PV_EEXIST;
+ * retention_days must be 1..PV_TENANT_RETENTION_MAX (PV_EINVAL). get/find
+ * return PV_ENOTFOUND for an unknown tenant. A full map is PV_ELIMIT.
+ */
 int pv_tenants_create(pv_tenants_t *t, pv_tenant_t *out, const char *name, pv_tenant_mode_t mode,
                       uint32_t retention_days);
 int pv_tenants_get(pv_tenants_t *t, pv_tenant_t *out, uint64_t id);
 int pv_tenants_find(pv_tenants_t *t, pv_tenant_t *out, const char *name);
 /* *out is a malloc'ed array the caller frees; sorted by name. */
 int pv_tenants_list(pv_tenants_t *t, pv_tenant_t **out, size_t *count);
-/* Deletes the tenant and all its keys. */
+/* Deletes the tenant and all its keys in one transaction; PV_ENOTFOUND when unknown. */
 int pv_tenants_delete(pv_tenants_t *t, const char *name);
 
-/* Keys. text receives the full key (PV_KEY_TEXT_LEN + 1 bytes), shown once. */
+/*
+ * Keys. text receives the full key (PV_KEY_TEXT_LEN + 1 bytes), shown once.
+ * scopes must be a non-empty subset of PV_SCOPE_ALL (PV_EINVAL); an unknown
+ * tenant is PV_ENOTFOUND. pv_keys_list gives a malloc'ed array (caller frees,
+ * NULL when empty) sorted by key id. pv_keys_revoke is idempotent;
+ * PV_EINVAL for a malformed id, PV_ENOTFOUND for an unknown one.
+ */
 int pv_keys_create(pv_tenants_t *t, pv_key_info_t *out, char *text, uint64_t tenant_id, uint32_t scopes);
 int pv_keys_list(pv_tenants_t *t, pv_key_info_t **out, size_t *count, uint64_t tenant_id);
 int pv_keys_revoke(pv_tenants_t *t, const char *key_id);
+/* Returns 0 when key_id is 16 lowercase hex digits, else PV_EINVAL. */
+int pv_keys_id_valid(const char *key_id);
 
-/* "recognize,events" -> bits; PV_EINVAL names nothing, so callers print the list. */
+/* "recognize,events" -> bits ("all" is every scope; empty items, unknown
+ * names and an empty list are PV_EINVAL, which names nothing, so callers print the list). */
 int pv_scopes_parse(uint32_t *out, const char *list);
-/* Writes "recognize,events,..." into buf. */
+/* Writes "recognize,events,..." into buf (PV_SCOPES_TEXT_MAX always suffices; truncates safely). */
 void pv_scopes_format(char *buf, size_t size, uint32_t scopes);
 
 /*

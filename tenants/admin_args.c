@@ -1,0 +1,366 @@
+/*
+ * privid-admin's argument parser and help texts. One option table says which
+ * commands accept each option; parsing collects options and command words in
+ * any order, then resolves the command, then checks applicability, argument
+ * counts and values, so every error names exactly one culprit.
+ */
+#include <string.h>
+#include "common/error.h"
+#include "tenants/admin_args.h"
+
+#define POS_MAX 4 /* group, command, argument, and the first unexpected word */
+#define CMD_BIT(c) (1u << (c))
+#define SHOWN 64 /* longest piece of user input echoed back in a message */
+
+enum { OPT_DATA_DIR, OPT_PG, OPT_JSON, OPT_MIGRATIONS, OPT_MODE, OPT_RETENTION, OPT_SCOPES, OPT_COUNT };
+
+static const struct {
+    const char *name;
+    int takes_value;
+    unsigned cmds; /* commands accepting it; 0 means every command */
+} opts[OPT_COUNT] = {
+    [OPT_DATA_DIR] = {"data-dir", 1, 0},
+    [OPT_PG] = {"pg", 1, 0},
+    [OPT_JSON] = {"json", 0, 0},
+    [OPT_MIGRATIONS] = {"migrations", 1, CMD_BIT(PV_ADMIN_MIGRATE)},
+    [OPT_MODE] = {"mode", 1, CMD_BIT(PV_ADMIN_TENANT_CREATE)},
+    [OPT_RETENTION] = {"retention-days", 1, CMD_BIT(PV_ADMIN_TENANT_CREATE)},
+    [OPT_SCOPES] = {"scopes", 1, CMD_BIT(PV_ADMIN_KEY_CREATE)},
+};
+
+static const struct {
+    pv_admin_cmd_t cmd;
+    pv_admin_group_t group;
+    const char *word;    /* the second word, or the only one for migrate */
+    const char *argname; /* the positional it takes, or NULL */
+} cmds[] = {
+    {PV_ADMIN_MIGRATE, PV_ADMIN_GROUP_NONE, "migrate", NULL},
+    {PV_ADMIN_TENANT_CREATE, PV_ADMIN_GROUP_TENANT, "create", "NAME"},
+    {PV_ADMIN_TENANT_LIST, PV_ADMIN_GROUP_TENANT, "list", NULL},
+    {PV_ADMIN_TENANT_SHOW, PV_ADMIN_GROUP_TENANT, "show", "NAME"},
+    {PV_ADMIN_TENANT_DELETE, PV_ADMIN_GROUP_TENANT, "delete", "NAME"},
+    {PV_ADMIN_KEY_CREATE, PV_ADMIN_GROUP_KEY, "create", "TENANT"},
+    {PV_ADMIN_KEY_LIST, PV_ADMIN_GROUP_KEY, "list", "TENANT"},
+    {PV_ADMIN_KEY_REVOKE, PV_ADMIN_GROUP_KEY, "revoke", "KEYID"},
+};
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+const char *pv_admin_cmd_name(pv_admin_cmd_t cmd)
+{
+    switch (cmd) {
+    case PV_ADMIN_MIGRATE:
+        return "migrate";
+    case PV_ADMIN_TENANT_CREATE:
+        return "tenant create";
+    case PV_ADMIN_TENANT_LIST:
+        return "tenant list";
+    case PV_ADMIN_TENANT_SHOW:
+        return "tenant show";
+    case PV_ADMIN_TENANT_DELETE:
+        return "tenant delete";
+    case PV_ADMIN_KEY_CREATE:
+        return "key create";
+    case PV_ADMIN_KEY_LIST:
+        return "key list";
+    case PV_ADMIN_KEY_REVOKE:
+        return "key revoke";
+    default:
+        return "";
+    }
+}
+
+static const char *group_name(pv_admin_group_t g)
+{
+    return g == PV_ADMIN_GROUP_TENANT ? "tenant" : g == PV_ADMIN_GROUP_KEY ? "key" : "";
+}
+
+static const char *group_words(pv_admin_group_t g)
+{
+    return g == PV_ADMIN_GROUP_TENANT ? "create, list, show, delete" : "create, list, revoke";
+}
+
+/* Strict decimal in [lo, hi]: digits only, no sign, no spaces, no overflow. */
+static int parse_uint(uint32_t *out, const char *s, uint32_t lo, uint32_t hi)
+{
+    uint64_t v = 0;
+    if (*s == '\0')
+        return PV_EINVAL;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return PV_EINVAL;
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > hi)
+            return PV_EINVAL;
+    }
+    if (v < lo)
+        return PV_EINVAL;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_t errlen)
+{
+    const char *vals[OPT_COUNT] = {0};
+    int seen[OPT_COUNT] = {0};
+    const char *pos[POS_MAX];
+    int npos = 0, end_of_opts = 0, want = 0, rc = PV_EINVAL;
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    out->mode = PV_TENANT_NETWORK;
+    out->retention_days = PV_TENANT_RETENTION_DEFAULT;
+    out->scopes = PV_SCOPE_ALL;
+    if (errlen > 0)
+        err[0] = '\0';
+
+    for (int ai = 1; ai < argc; ai++) {
+        const char *a = argv[ai];
+        if (a == NULL)
+            break;
+        if (end_of_opts || a[0] != '-' || a[1] == '\0') {
+            /* past POS_MAX only the count matters: the first extra word is what gets reported */
+            if (npos < POS_MAX)
+                pos[npos] = a;
+            npos++;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            end_of_opts = 1;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            out->help = 1;
+            continue;
+        }
+        if (a[1] != '-') {
+            snprintf(err, errlen, "unknown option '%.*s'", SHOWN, a);
+            goto out;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        int o;
+        for (o = 0; o < OPT_COUNT; o++)
+            if (strlen(opts[o].name) == nlen && strncmp(opts[o].name, name, nlen) == 0)
+                break;
+        if (o == OPT_COUNT) {
+            snprintf(err, errlen, "unknown option '--%.*s'", (int)(nlen < SHOWN ? nlen : SHOWN), name);
+            goto out;
+        }
+        if (seen[o]) {
+            snprintf(err, errlen, "option --%s given twice", opts[o].name);
+            goto out;
+        }
+        seen[o] = 1;
+        if (!opts[o].takes_value) {
+            if (eq != NULL) {
+                snprintf(err, errlen, "option --%s takes no value", opts[o].name);
+                goto out;
+            }
+        } else if (eq != NULL) {
+            vals[o] = eq + 1;
+        } else if (ai + 1 < argc && argv[ai + 1] != NULL) {
+            vals[o] = argv[++ai];
+        } else {
+            snprintf(err, errlen, "option --%s needs a value", opts[o].name);
+            goto out;
+        }
+    }
+
+    /* the command words */
+    int used = 0;
+    if (npos == 0) {
+        if (!out->help) {
+            snprintf(err, errlen, "missing command (migrate, tenant, key)");
+            goto out;
+        }
+    } else if (strcmp(pos[0], "migrate") == 0) {
+        out->cmd = PV_ADMIN_MIGRATE;
+        used = 1;
+    } else if (strcmp(pos[0], "tenant") == 0 || strcmp(pos[0], "key") == 0) {
+        out->group = pos[0][0] == 't' ? PV_ADMIN_GROUP_TENANT : PV_ADMIN_GROUP_KEY;
+        used = 1;
+        if (npos < 2) {
+            if (!out->help) {
+                snprintf(err, errlen, "missing %s command (%s)", group_name(out->group),
+                         group_words(out->group));
+                goto out;
+            }
+        } else {
+            for (i = 0; i < NCMDS; i++)
+                if (cmds[i].group == out->group && strcmp(cmds[i].word, pos[1]) == 0)
+                    out->cmd = cmds[i].cmd;
+            if (out->cmd == PV_ADMIN_NONE) {
+                snprintf(err, errlen, "unknown %s command '%.*s' (expected %s)", group_name(out->group),
+                         SHOWN, pos[1], group_words(out->group));
+                goto out;
+            }
+            used = 2;
+        }
+    } else {
+        snprintf(err, errlen, "unknown command '%.*s' (expected migrate, tenant or key)", SHOWN, pos[0]);
+        goto out;
+    }
+    out->data_dir = vals[OPT_DATA_DIR];
+    out->pg = vals[OPT_PG];
+    out->migrations = vals[OPT_MIGRATIONS];
+    out->json = seen[OPT_JSON];
+    if (out->help) {
+        rc = 0;
+        goto out;
+    }
+
+    /* options that belong to other commands */
+    for (int o = 0; o < OPT_COUNT; o++) {
+        if (seen[o] && opts[o].cmds != 0 && !(opts[o].cmds & CMD_BIT(out->cmd))) {
+            snprintf(err, errlen, "option --%s is not valid for '%s'", opts[o].name,
+                     pv_admin_cmd_name(out->cmd));
+            goto out;
+        }
+    }
+    for (int o = 0; o < OPT_COUNT; o++) {
+        if (seen[o] && opts[o].takes_value && vals[o][0] == '\0') {
+            snprintf(err, errlen, "option --%s needs a non-empty value", opts[o].name);
+            goto out;
+        }
+    }
+
+    /* the positional argument */
+    const char *argname = NULL;
+    for (i = 0; i < NCMDS; i++)
+        if (cmds[i].cmd == out->cmd)
+            argname = cmds[i].argname;
+    want = used + (argname != NULL);
+    if (npos < want) {
+        snprintf(err, errlen, "missing argument %s for '%s'", argname, pv_admin_cmd_name(out->cmd));
+        goto out;
+    }
+    if (npos > want) {
+        snprintf(err, errlen, "unexpected argument '%.*s'", SHOWN, pos[want]);
+        goto out;
+    }
+    if (argname != NULL)
+        out->arg = pos[used];
+
+    /* values */
+    if (out->cmd == PV_ADMIN_KEY_REVOKE) {
+        if (pv_keys_id_valid(out->arg) != 0) {
+            snprintf(err, errlen, "invalid key id '%.*s': expected %d lowercase hex digits", SHOWN, out->arg,
+                     PV_KEY_ID_LEN);
+            goto out;
+        }
+    } else if (out->arg != NULL && pv_tenants_name_valid(out->arg) != 0) {
+        snprintf(err, errlen,
+                 "invalid tenant name '%.*s': use 1-%d characters from [A-Za-z0-9._-], starting with a "
+                 "letter or digit",
+                 SHOWN, out->arg, PV_TENANT_NAME_MAX);
+        goto out;
+    }
+    if (seen[OPT_MODE] && pv_tenant_mode_parse(&out->mode, vals[OPT_MODE]) != 0) {
+        snprintf(err, errlen, "invalid --mode '%.*s': expected network or isolated", SHOWN, vals[OPT_MODE]);
+        goto out;
+    }
+    if (seen[OPT_RETENTION] &&
+        parse_uint(&out->retention_days, vals[OPT_RETENTION], 1, PV_TENANT_RETENTION_MAX) != 0) {
+        snprintf(err, errlen, "invalid --retention-days '%.*s': expected an integer from 1 to %d", SHOWN,
+                 vals[OPT_RETENTION], PV_TENANT_RETENTION_MAX);
+        goto out;
+    }
+    if (seen[OPT_SCOPES] && pv_scopes_parse(&out->scopes, vals[OPT_SCOPES]) != 0) {
+        snprintf(
+            err, errlen,
+            "invalid --scopes '%.*s': expected a comma-separated list of recognize, events, analytics, erase "
+            "(or all)",
+            SHOWN, vals[OPT_SCOPES]);
+        goto out;
+    }
+    rc = 0;
+out:
+    return rc;
+}
+
+static const char global_help[] =
+    "Global options (before or after the command):\n"
+    "  --data-dir DIR   tenants store directory (env PRIVID_DATA_DIR, default ./var/data)\n"
+    "  --pg DSN         PostgreSQL connection string (env PRIVID_PG); tenant changes are\n"
+    "                   mirrored there when set\n"
+    "  --json           print JSON instead of text\n"
+    "  -h, --help       show help for the command given\n";
+
+static const char exit_help[] =
+    "Exit status: 0 ok, 1 store or database failure, 2 usage error,\n"
+    "3 not found or already exists, 4 saved locally but mirroring to PostgreSQL failed\n"
+    "(re-run 'privid-admin migrate' to re-sync).\n";
+
+void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
+{
+    switch (a->cmd) {
+    case PV_ADMIN_MIGRATE:
+        fprintf(f, "Usage: privid-admin migrate [--migrations DIR] --pg DSN\n\n"
+                   "Applies the migrations/NNNN_*.sql files not yet recorded in schema_migrations,\n"
+                   "in order, each in its own transaction, under an advisory lock; then mirrors\n"
+                   "every tenant of the local store into PostgreSQL.\n\n"
+                   "  --migrations DIR  folder of NNNN_name.sql files (env PRIVID_MIGRATIONS; default:\n"
+                   "                    the repository's migrations/ folder)\n\n");
+        break;
+    case PV_ADMIN_TENANT_CREATE:
+        fprintf(f,
+                "Usage: privid-admin tenant create NAME [--mode network|isolated] [--retention-days N]\n\n"
+                "Creates a tenant. NAME: 1-%d characters from [A-Za-z0-9._-], starting with a\n"
+                "letter or digit.\n\n"
+                "  --mode MODE           network (match the shared gallery, default) or isolated\n"
+                "  --retention-days N    forget identities unseen for N days, 1..%d (default %d)\n\n",
+                PV_TENANT_NAME_MAX, PV_TENANT_RETENTION_MAX, PV_TENANT_RETENTION_DEFAULT);
+        break;
+    case PV_ADMIN_TENANT_LIST:
+        fprintf(f, "Usage: privid-admin tenant list\n\nLists tenants by name.\n\n");
+        break;
+    case PV_ADMIN_TENANT_SHOW:
+        fprintf(f, "Usage: privid-admin tenant show NAME\n\nShows one tenant (never its secret).\n\n");
+        break;
+    case PV_ADMIN_TENANT_DELETE:
+        fprintf(f, "Usage: privid-admin tenant delete NAME\n\nDeletes a tenant and all its API keys.\n\n");
+        break;
+    case PV_ADMIN_KEY_CREATE:
+        fprintf(
+            f, "Usage: privid-admin key create TENANT [--scopes LIST]\n\n"
+               "Creates an API key and prints it once, alone on a line (or in JSON with --json).\n"
+               "It cannot be shown again: only its hash is stored.\n\n"
+               "  --scopes LIST   comma-separated recognize,events,analytics,erase or all (default all)\n\n");
+        break;
+    case PV_ADMIN_KEY_LIST:
+        fprintf(
+            f, "Usage: privid-admin key list TENANT\n\nLists a tenant's API keys (ids, scopes, status).\n\n");
+        break;
+    case PV_ADMIN_KEY_REVOKE:
+        fprintf(f, "Usage: privid-admin key revoke KEYID\n\nRevokes an API key at once; KEYID is its 16 hex "
+                   "digits.\n\n");
+        break;
+    default:
+        if (a->group == PV_ADMIN_GROUP_TENANT) {
+            fprintf(f, "Usage: privid-admin tenant COMMAND [ARGS]\n\n"
+                       "Commands:\n"
+                       "  create NAME [--mode network|isolated] [--retention-days N]\n"
+                       "  list\n"
+                       "  show NAME\n"
+                       "  delete NAME\n\n");
+        } else if (a->group == PV_ADMIN_GROUP_KEY) {
+            fprintf(f, "Usage: privid-admin key COMMAND [ARGS]\n\n"
+                       "Commands:\n"
+                       "  create TENANT [--scopes LIST]\n"
+                       "  list TENANT\n"
+                       "  revoke KEYID\n\n");
+        } else {
+            fprintf(f, "Usage: privid-admin [OPTIONS] COMMAND [ARGS]\n\n"
+                       "Manages PrivID tenants and API keys (local LMDB store) and the PostgreSQL schema.\n\n"
+                       "Commands:\n"
+                       "  migrate                       apply SQL migrations, mirror tenants to PostgreSQL\n"
+                       "  tenant create|list|show|delete\n"
+                       "  key create|list|revoke\n\n"
+                       "Run 'privid-admin COMMAND --help' for a command's options.\n\n");
+        }
+        break;
+    }
+    fputs(global_help, f);
+    fputc('\n', f);
+    fputs(exit_help, f);
+}

@@ -1,0 +1,58 @@
+/*
+ * Command-line parsing for privid-admin, kept apart from everything that
+ * touches a store or a database so that it can be unit tested and fuzzed:
+ * pv_admin_parse reads only argv and writes only *out and err. Strings in the
+ * result are borrowed from argv.
+ */
+#ifndef PV_TENANTS_ADMIN_ARGS_H
+#define PV_TENANTS_ADMIN_ARGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "tenants/tenants.h"
+
+typedef enum {
+    PV_ADMIN_NONE = 0,
+    PV_ADMIN_MIGRATE,
+    PV_ADMIN_TENANT_CREATE,
+    PV_ADMIN_TENANT_LIST,
+    PV_ADMIN_TENANT_SHOW,
+    PV_ADMIN_TENANT_DELETE,
+    PV_ADMIN_KEY_CREATE,
+    PV_ADMIN_KEY_LIST,
+    PV_ADMIN_KEY_REVOKE,
+    PV_ADMIN_CMD_COUNT,
+} pv_admin_cmd_t;
+
+typedef enum { PV_ADMIN_GROUP_NONE = 0, PV_ADMIN_GROUP_TENANT, PV_ADMIN_GROUP_KEY } pv_admin_group_t;
+
+typedef struct {
+    pv_admin_cmd_t cmd;     /* NONE only with help */
+    pv_admin_group_t group; /* for help on "tenant" / "key" alone */
+    int help;               /* --help / -h was given: print pv_admin_usage, exit 0 */
+    int json;
+    const char *data_dir;    /* --data-dir, or NULL (caller applies env and default) */
+    const char *pg;          /* --pg, or NULL */
+    const char *migrations;  /* --migrations, or NULL */
+    const char *arg;         /* the positional: tenant name (tenant *, key create/list) or key id (revoke) */
+    pv_tenant_mode_t mode;   /* PV_TENANT_NETWORK unless --mode */
+    uint32_t retention_days; /* PV_TENANT_RETENTION_DEFAULT unless --retention-days */
+    uint32_t scopes;         /* PV_SCOPE_ALL unless --scopes */
+} pv_admin_args_t;
+
+/*
+ * Parses argv (argv[0] is the program). Options may come before or after the
+ * command words; "--" ends options. Returns 0, or PV_EINVAL with a one-line
+ * message in err naming the offending command, option, argument or value.
+ * With --help, only the command words and option names are checked.
+ */
+int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_t errlen);
+
+/* Prints the help for what *a names (the whole tool, a group or one command). */
+void pv_admin_usage(FILE *f, const pv_admin_args_t *a);
+
+/* "tenant create", "key revoke", ...; static. */
+const char *pv_admin_cmd_name(pv_admin_cmd_t cmd);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * Unit tests of privid-admin's argument parser (tenants/admin_args.c): the
+ * command words, options in any position, help at every level, and one
+ * message naming the culprit for every usage error.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+#include "common/error.h"
+#include "tenants/admin_args.h"
+
+#define MAXARGS 16
+
+/* Parses a NULL-terminated list of words after "privid-admin". */
+static int parse(pv_admin_args_t *a, char *err, size_t errlen, ...)
+{
+    char *argv[MAXARGS + 1];
+    int argc = 0;
+    va_list ap;
+    argv[argc++] = "privid-admin";
+    va_start(ap, errlen);
+    for (char *w; argc < MAXARGS && (w = va_arg(ap, char *)) != NULL;)
+        argv[argc++] = w;
+    va_end(ap);
+    argv[argc] = NULL;
+    return pv_admin_parse(a, argc, argv, err, errlen);
+}
+
+static void expect_error(const char *needle, int rc, const char *err)
+{
+    assert_int_equal(rc, PV_EINVAL);
+    if (strstr(err, needle) == NULL)
+        fail_msg("error '%s' does not mention '%s'", err, needle);
+}
+
+static void test_commands(void **state)
+{
+    (void)state;
+    pv_admin_args_t a;
+    char err[256];
+
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "create", "acme", NULL), 0);
+    assert_int_equal(a.cmd, PV_ADMIN_TENANT_CREATE);
+    assert_string_equal(a.arg, "acme");
+    assert_int_equal(a.mode, PV_TENANT_NETWORK);
+    assert_int_equal(a.retention_days, PV_TENANT_RETENTION_DEFAULT);
+    assert_false(a.json);
+    assert_null(a.data_dir);
+    assert_null(a.pg);
+
+    assert_int_equal(parse(&a, err, sizeof(err), "--json", "--data-dir", "/d", "tenant", "create", "acme",
+                           "--mode", "isolated", "--retention-days=30", "--pg=host=x", NULL),
+                     0);
+    assert_int_equal(a.mode, PV_TENANT_ISOLATED);
+    assert_int_equal(a.retention_days, 30);
+    assert_true(a.json);
+    assert_string_equal(a.data_dir, "/d");
+    assert_string_equal(a.pg, "host=x");
+
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "list", NULL), 0);
+    assert_int_equal(a.cmd, PV_ADMIN_TENANT_LIST);
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "show", "x", NULL), 0);
+    assert_int_equal(a.cmd, PV_ADMIN_TENANT_SHOW);
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "delete", "x", NULL), 0);
+    assert_int_equal(a.cmd, PV_ADMIN_TENANT_DELETE);
+    assert_int_equal(parse(&a, err, sizeof(err), "key", "create", "x", "--scopes", "recognize,erase", NULL),
+                     0);
+    assert_int_equal(a.cmd, PV_ADMIN_KEY_CREATE);
+    assert_int_equal(a.scopes, PV_SCOPE_RECOGNIZE | PV_SCOPE_ERASE);
+    assert_int_equal(parse(&a, err, sizeof(err), "key", "create", "x", NULL), 0);
+    assert_int_equal(a.scopes, PV_SCOPE_ALL);
+    assert_int_equal(parse(&a, err, sizeof(err), "key", "list", "x", NULL), 0);
+    assert_int_equal(a.cmd, PV_ADMIN_KEY_LIST);
+    assert_int_equal(parse(&a, err, sizeof(err), "key", "revoke", "0123456789abcdef", NULL), 0);
+    assert_int_equal(a.cmd, PV_ADMIN_KEY_REVOKE);
+    assert_int_equal(parse(&a, err, sizeof(err), "migrate", "--migrations", "/m", NULL), 0);
+    assert_int_equal(a.cmd, PV_ADMIN_MIGRATE);
+    assert_string_equal(a.migrations, "/m");
+    /* "--" ends options */
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "show", "--", "x", NULL), 0);
+    assert_string_equal(a.arg, "x");
+}
+
+static void test_help_levels(void **state)
+{
+    (void)state;
+    pv_admin_args_t a;
+    char err[256];
+
+    assert_int_equal(parse(&a, err, sizeof(err), "--help", NULL), 0);
+    assert_true(a.help);
+    assert_int_equal(a.cmd, PV_ADMIN_NONE);
+    assert_int_equal(a.group, PV_ADMIN_GROUP_NONE);
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "--help", NULL), 0);
+    assert_int_equal(a.group, PV_ADMIN_GROUP_TENANT);
+    assert_int_equal(a.cmd, PV_ADMIN_NONE);
+    assert_int_equal(parse(&a, err, sizeof(err), "key", "-h", NULL), 0);
+    assert_int_equal(a.group, PV_ADMIN_GROUP_KEY);
+    /* help wins over a missing argument */
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "create", "--help", NULL), 0);
+    assert_true(a.help);
+    assert_int_equal(a.cmd, PV_ADMIN_TENANT_CREATE);
+    /* but not over an unknown command or option */
+    expect_error("unknown tenant command 'nope'",
+                 parse(&a, err, sizeof(err), "tenant", "nope", "--help", NULL), err);
+    expect_error("unknown option '--nope'", parse(&a, err, sizeof(err), "--help", "--nope", NULL), err);
+
+    /* every help text prints */
+    FILE *f = fopen("/dev/null", "w");
+    assert_non_null(f);
+    for (int c = 0; c < PV_ADMIN_CMD_COUNT; c++) {
+        pv_admin_args_t h = {.cmd = (pv_admin_cmd_t)c, .help = 1};
+        pv_admin_usage(f, &h);
+    }
+    fclose(f);
+}
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    pv_admin_args_t a;
+    char err[256];
+
+    expect_error("missing command", parse(&a, err, sizeof(err), NULL), err);
+    expect_error("unknown command 'frob'", parse(&a, err, sizeof(err), "frob", NULL), err);
+    expect_error("missing tenant command", parse(&a, err, sizeof(err), "tenant", NULL), err);
+    expect_error("unknown key command 'show'", parse(&a, err, sizeof(err), "key", "show", "x", NULL), err);
+    expect_error("unknown option '--frob'", parse(&a, err, sizeof(err), "tenant", "list", "--frob", NULL),
+                 err);
+    expect_error("unknown option '-x'", parse(&a, err, sizeof(err), "tenant", "list", "-x", NULL), err);
+    expect_error("missing argument NAME", parse(&a, err, sizeof(err), "tenant", "create", NULL), err);
+    expect_error("missing argument KEYID", parse(&a, err, sizeof(err), "key", "revoke", NULL), err);
+    expect_error("unexpected argument 'b'", parse(&a, err, sizeof(err), "tenant", "show", "a", "b", NULL),
+                 err);
+    expect_error("unexpected argument 'x'", parse(&a, err, sizeof(err), "migrate", "x", NULL), err);
+    expect_error("unexpected argument 'b'",
+                 parse(&a, err, sizeof(err), "tenant", "show", "a", "b", "c", "d", "e", NULL), err);
+    expect_error("--mode needs a value", parse(&a, err, sizeof(err), "tenant", "create", "a", "--mode", NULL),
+                 err);
+    expect_error("--json takes no value", parse(&a, err, sizeof(err), "tenant", "list", "--json=1", NULL),
+                 err);
+    expect_error("--json given twice",
+                 parse(&a, err, sizeof(err), "tenant", "list", "--json", "--json", NULL), err);
+    expect_error("--mode is not valid for 'tenant list'",
+                 parse(&a, err, sizeof(err), "tenant", "list", "--mode", "network", NULL), err);
+    expect_error("--scopes is not valid for 'tenant create'",
+                 parse(&a, err, sizeof(err), "tenant", "create", "a", "--scopes", "all", NULL), err);
+    expect_error("--migrations is not valid",
+                 parse(&a, err, sizeof(err), "tenant", "list", "--migrations", "m", NULL), err);
+    expect_error("--data-dir needs a non-empty value",
+                 parse(&a, err, sizeof(err), "tenant", "list", "--data-dir=", NULL), err);
+    expect_error("invalid --mode 'shared'",
+                 parse(&a, err, sizeof(err), "tenant", "create", "a", "--mode", "shared", NULL), err);
+    const char *bad_retention[] = {"0", "3651", "-1", "+5", "5d", "", "99999999999999999999", " 5"};
+    for (size_t i = 0; i < sizeof(bad_retention) / sizeof(bad_retention[0]); i++) {
+        char opt[64];
+        snprintf(opt, sizeof(opt), "--retention-days=%s", bad_retention[i]);
+        int rc = parse(&a, err, sizeof(err), "tenant", "create", "a", opt, NULL);
+        assert_int_equal(rc, PV_EINVAL);
+        assert_non_null(strstr(err, "--retention-days"));
+    }
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "create", "a", "--retention-days", "3650", NULL),
+                     0);
+    assert_int_equal(a.retention_days, 3650);
+    expect_error("invalid --scopes 'read'",
+                 parse(&a, err, sizeof(err), "key", "create", "a", "--scopes", "read", NULL), err);
+    expect_error("invalid tenant name '-a'", parse(&a, err, sizeof(err), "tenant", "show", "--", "-a", NULL),
+                 err);
+    expect_error("invalid tenant name 'a b'", parse(&a, err, sizeof(err), "key", "list", "a b", NULL), err);
+    expect_error("invalid key id 'XYZ'", parse(&a, err, sizeof(err), "key", "revoke", "XYZ", NULL), err);
+    expect_error("invalid key id '0123456789ABCDEF'",
+                 parse(&a, err, sizeof(err), "key", "revoke", "0123456789ABCDEF", NULL), err);
+}
+
+static void test_small_error_buffer(void **state)
+{
+    (void)state;
+    pv_admin_args_t a;
+    char err[8];
+    /* messages are truncated, never overflow */
+    assert_int_equal(parse(&a, err, sizeof(err), "unknown-command-with-a-long-name", NULL), PV_EINVAL);
+    assert_true(strlen(err) < sizeof(err));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_help_levels),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_small_error_buffer),
+    };
+    return cmocka_run_group_tests_name("tenants_admin_args", tests, NULL, NULL);
+}
