@@ -50,7 +50,10 @@ command -v npm >/dev/null || die "npm is needed (apt-get install npm, or Node.js
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "fetch_models: npm pack $pkg@$ver"
-(cd "$work" && npm pack --silent "$pkg@$ver" >/dev/null) || die "npm pack $pkg@$ver failed"
+if ! (cd "$work" && npm pack "$pkg@$ver" >"$work/npm.log" 2>&1); then
+    tail -n 5 "$work/npm.log" >&2
+    die "npm pack $pkg@$ver failed (npm's last lines above)"
+fi
 tgz=$(ls "$work"/*.tgz 2>/dev/null | head -1)
 [ -n "$tgz" ] || die "npm pack produced no tarball"
 actual=$(sha256sum "$tgz" | cut -d' ' -f1)
