@@ -5,10 +5,13 @@
 # stops PostgreSQL whatever happens.
 #   tests/run.sh [ctest args...]      e.g. tests/run.sh -L unit
 #   PV_SANITIZE=1 tests/run.sh        the same suite under ASan+UBSan (build-asan/)
+#   PV_FUZZ=1 tests/run.sh -L fuzz    libFuzzer targets (clang, build-fuzz/), 30 s each
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [ "${PV_SANITIZE:-0}" = 1 ]; then
+if [ "${PV_FUZZ:-0}" = 1 ]; then
+  export PRIVID_BUILD_DIR=${PRIVID_BUILD_DIR:-$repo/build-fuzz}
+elif [ "${PV_SANITIZE:-0}" = 1 ]; then
   export PRIVID_BUILD_DIR=${PRIVID_BUILD_DIR:-$repo/build-asan}
 fi
 build=${PRIVID_BUILD_DIR:-$repo/build}
