@@ -152,43 +152,64 @@ int nn_out_size(int in, int k, int stride, int pad, int *pad_before)
     return (in - k) / stride + 1;
 }
 
-/* dst = act(src + b + res) over `rows` rows of `c` channels; b and res may be
- * NULL, dst may alias src or res. Additions are separate float32 roundings
- * in the reference's order. The leaky ReLU is face-api's literal
+/* In place: o[i] = act(o[i]) for n floats. One loop per activation so the
+ * compiler vectorizes each. The leaky ReLU is face-api's literal
  * min = x*0.1f; relu(x - min) + min, which rounds differently from
  * x > 0 ? x : 0.1f*x. */
+static void activate(float *restrict o, size_t n, int act)
+{
+    switch (act) {
+    case NN_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            o[i] = o[i] < 0.0f ? 0.0f : o[i];
+        break;
+    case NN_ACT_RELU6:
+        for (size_t i = 0; i < n; i++) {
+            float v = o[i] < 0.0f ? 0.0f : o[i];
+            o[i] = v > 6.0f ? 6.0f : v;
+        }
+        break;
+    case NN_ACT_LEAKY:
+        for (size_t i = 0; i < n; i++) {
+            float m = o[i] * 0.1f;
+            float d = o[i] - m;
+            o[i] = (d < 0.0f ? 0.0f : d) + m;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* dst = act(src + b + res) over `rows` rows of `c` channels; b and res may be
+ * NULL, dst may be src or res (the same element is read before it is
+ * written). The additions are separate float32 roundings in the reference's
+ * order: (x + b) + res. */
 static void epilogue(float *dst, const float *src, const float *b, const float *res, size_t rows, int c,
                      int act)
 {
-    for (size_t r = 0; r < rows; r++) {
-        float *o = dst + r * c;
-        const float *in = src + r * c;
-        const float *rr = res != NULL ? res + r * c : NULL;
-        for (int ch = 0; ch < c; ch++) {
-            float v = in[ch];
-            if (b != NULL)
-                v = v + b[ch];
-            if (rr != NULL)
-                v = v + rr[ch];
-            switch (act) {
-            case NN_ACT_RELU:
-                v = v < 0.0f ? 0.0f : v;
-                break;
-            case NN_ACT_RELU6:
-                v = v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
-                break;
-            case NN_ACT_LEAKY: {
-                float m = v * 0.1f;
-                float d = v - m;
-                v = (d < 0.0f ? 0.0f : d) + m;
-                break;
+    const size_t total = rows * (size_t)c;
+    if (b == NULL && res == NULL) {
+        if (dst != src)
+            memmove(dst, src, total * sizeof(float));
+    } else if (b == NULL) {
+        for (size_t i = 0; i < total; i++)
+            dst[i] = src[i] + res[i];
+    } else {
+        for (size_t r = 0; r < rows; r++) {
+            float *o = dst + r * c;
+            const float *in = src + r * c;
+            if (res != NULL) {
+                const float *rr = res + r * c;
+                for (int ch = 0; ch < c; ch++)
+                    o[ch] = (in[ch] + b[ch]) + rr[ch];
+            } else {
+                for (int ch = 0; ch < c; ch++)
+                    o[ch] = in[ch] + b[ch];
             }
-            default:
-                break;
-            }
-            o[ch] = v;
         }
     }
+    activate(dst, total, act);
 }
 
 /* C[m x n] = A[m x k] * B[k x n], all row-major and dense. */
