@@ -1,7 +1,7 @@
 /*
  * Synthetic face-like embeddings for the gallery tests and benchmark.
  * Identity centres = a common mean (norm 1.36) + an anisotropic Gaussian
- * (per-dimension scale falling as 1/sqrt(j+1)), scaled so that centres are
+ * (per-dimension scale falling as (j+1)^-0.35), scaled so that centres are
  * about 0.71 apart at the median like the real descriptors of
  * ../shared/golden (0.44-0.91, norms 1.39-1.50); exemplars of one identity
  * add isotropic noise so they lie about 0.2-0.45 from each other. Uniform
@@ -56,11 +56,13 @@ static inline void synth_centre(float *c, size_t dim, uint64_t seed, uint64_t id
     synth_rng_t r = {seed * 0x100000001B3ull + id * 0x9E3779B97F4A7C15ull + 1};
     double h = 0;
     for (size_t j = 0; j < dim; j++)
-        h += 1.0 / (double)(j + 1);
-    double s = 0.71 / sqrt(2.0 * h); /* median pairwise distance about 0.71 */
+        h += pow((double)(j + 1), -0.7);
+    /* centres 0.60 apart at the median; with the exemplar noise, exemplars of
+     * different identities end up about 0.71 apart */
+    double s = 0.60 / sqrt(2.0 * h);
     synth_mean(c, dim, seed);
     for (size_t j = 0; j < dim; j++)
-        c[j] += (float)(s * synth_gauss(&r) / sqrt((double)(j + 1)));
+        c[j] += (float)(s * synth_gauss(&r) * pow((double)(j + 1), -0.35));
 }
 
 /* Exemplar e of identity id: its centre plus noise with an identity-specific
