@@ -264,6 +264,14 @@ static void run(size_t n, const char *base, uint32_t nprobe, size_t nq)
                (unsigned long long)st.exemplars);
         fflush(stdout);
     }
+    /* erasure: each removal scrubs data.mdb and the snapshot */
+    t0 = now_s();
+    for (size_t i = 0; i < 3; i++)
+        if (pv_gallery_remove(g, gids[i * 7]) != 0)
+            exit(1);
+    pv_gallery_stat(g, &st);
+    printf("{\"bench\":\"gallery\",\"n\":%zu,\"what\":\"remove\",\"ms_per_removal\":%.1f,\"lmdb_bytes\":%zu}\n", n,
+           (now_s() - t0) * 1e3 / 3, st.lmdb_bytes);
     pv_gallery_close(g);
     free(vecs);
     free(gids);
