@@ -96,4 +96,16 @@ int pv_net_ssd_decode(float *boxes, float *scores, const pv_net_t *net, const fl
  */
 int pv_models_preprocess(float *out, int size, const uint8_t *rgb, int w, int h, size_t stride, int center);
 
+/*
+ * Call first thing in main() of a program that runs the networks, before
+ * any thread starts: if OpenBLAS did not recognise this CPU and fell back to
+ * its SSE3 kernels while the CPU has AVX2/AVX-512, the program re-executes
+ * itself (same argv) with OPENBLAS_CORETYPE set, which is the only way to
+ * change the choice. Returns when nothing needs doing. argv may be NULL.
+ */
+void pv_models_blas_init(char **argv);
+
+/* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", "Prescott", ...); static. */
+const char *pv_models_blas_core(void);
+
 #endif

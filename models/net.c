@@ -213,6 +213,20 @@ int pv_models_preprocess(float *out, int size, const uint8_t *rgb, int w, int h,
     const int off_r = h < w ? prepend : 0, off_c = w < h ? prepend : 0;
     const double ratio = (double)n / size;
 
+    /* Column taps depend only on the column: computed once per call (the
+     * same double arithmetic as per pixel, so the result is unchanged). */
+    int xs0[PREPROCESS_MAX_SIZE], xs1[PREPROCESS_MAX_SIZE];
+    double cfs[PREPROCESS_MAX_SIZE];
+    for (int cc = 0; cc < size; cc++) {
+        double sc = ratio * cc;
+        int c0 = (int)floor(sc);
+        c0 = c0 < 0 ? 0 : c0;
+        int c1 = (int)ceil(sc);
+        c1 = c1 > n - 1 ? n - 1 : c1;
+        cfs[cc] = sc - c0;
+        xs0[cc] = c0 - off_c >= 0 && c0 - off_c < w ? (c0 - off_c) * 3 : -1;
+        xs1[cc] = c1 - off_c >= 0 && c1 - off_c < w ? (c1 - off_c) * 3 : -1;
+    }
     for (int r = 0; r < size; r++) {
         double sr = ratio * r;
         int r0 = (int)floor(sr);
@@ -223,23 +237,18 @@ int pv_models_preprocess(float *out, int size, const uint8_t *rgb, int w, int h,
         int y0 = r0 - off_r, y1 = r1 - off_r;
         const uint8_t *row0 = y0 >= 0 && y0 < h ? rgb + (size_t)y0 * stride : NULL;
         const uint8_t *row1 = y1 >= 0 && y1 < h ? rgb + (size_t)y1 * stride : NULL;
+        float *o = out + (size_t)r * size * 3;
         for (int cc = 0; cc < size; cc++) {
-            double sc = ratio * cc;
-            int c0 = (int)floor(sc);
-            c0 = c0 < 0 ? 0 : c0;
-            int c1 = (int)ceil(sc);
-            c1 = c1 > n - 1 ? n - 1 : c1;
-            double cf = sc - c0;
-            int x0 = c0 - off_c, x1 = c1 - off_c;
-            int in0 = x0 >= 0 && x0 < w, in1 = x1 >= 0 && x1 < w;
+            const int x0 = xs0[cc], x1 = xs1[cc];
+            const double cf = cfs[cc];
             for (int ch = 0; ch < 3; ch++) {
-                double tl = row0 && in0 ? row0[x0 * 3 + ch] : 0.0;
-                double tr = row0 && in1 ? row0[x1 * 3 + ch] : 0.0;
-                double bl = row1 && in0 ? row1[x0 * 3 + ch] : 0.0;
-                double br = row1 && in1 ? row1[x1 * 3 + ch] : 0.0;
+                double tl = row0 && x0 >= 0 ? row0[x0 + ch] : 0.0;
+                double tr = row0 && x1 >= 0 ? row0[x1 + ch] : 0.0;
+                double bl = row1 && x0 >= 0 ? row1[x0 + ch] : 0.0;
+                double br = row1 && x1 >= 0 ? row1[x1 + ch] : 0.0;
                 double top = tl + (tr - tl) * cf;
                 double bot = bl + (br - bl) * cf;
-                out[((size_t)r * size + cc) * 3 + ch] = (float)(top + (bot - top) * rf);
+                o[cc * 3 + ch] = (float)(top + (bot - top) * rf);
             }
         }
     }

@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include "common/error.h"
 #include "tenants/admin_args.h"
+#include "models/models.h"
+#include "tenants/admin_faces.h"
 #include "tenants/admin_pg.h"
 #include "tenants/tenants.h"
 
@@ -478,6 +480,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "Try 'privid-admin --help'.\n");
         return EXIT_USAGE;
     }
+    if (ad.args.cmd == PV_ADMIN_FACES)
+        pv_models_blas_init(argv); /* may re-execute with the right OpenBLAS kernels */
     if (ad.args.help) {
         pv_admin_usage(stdout, &ad.args);
         return EXIT_OK;
@@ -509,6 +513,9 @@ int main(int argc, char **argv)
         break;
     case PV_ADMIN_KEY_REVOKE:
         code = cmd_key_revoke(&ad);
+        break;
+    case PV_ADMIN_FACES:
+        code = pv_admin_faces(&ad.args);
         break;
     default:
         errorf("missing command");

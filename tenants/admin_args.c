@@ -12,7 +12,19 @@
 #define CMD_BIT(c) (1u << (c))
 #define SHOWN 64 /* longest piece of user input echoed back in a message */
 
-enum { OPT_DATA_DIR, OPT_PG, OPT_JSON, OPT_MIGRATIONS, OPT_MODE, OPT_RETENTION, OPT_SCOPES, OPT_COUNT };
+enum {
+    OPT_DATA_DIR,
+    OPT_PG,
+    OPT_JSON,
+    OPT_MIGRATIONS,
+    OPT_MODE,
+    OPT_RETENTION,
+    OPT_SCOPES,
+    OPT_DETECTOR,
+    OPT_MIN_SCORE,
+    OPT_MODELS,
+    OPT_COUNT
+};
 
 static const struct {
     const char *name;
@@ -26,6 +38,9 @@ static const struct {
     [OPT_MODE] = {"mode", 1, CMD_BIT(PV_ADMIN_TENANT_CREATE)},
     [OPT_RETENTION] = {"retention-days", 1, CMD_BIT(PV_ADMIN_TENANT_CREATE)},
     [OPT_SCOPES] = {"scopes", 1, CMD_BIT(PV_ADMIN_KEY_CREATE)},
+    [OPT_DETECTOR] = {"detector", 1, CMD_BIT(PV_ADMIN_FACES)},
+    [OPT_MIN_SCORE] = {"min-score", 1, CMD_BIT(PV_ADMIN_FACES)},
+    [OPT_MODELS] = {"models", 1, CMD_BIT(PV_ADMIN_FACES)},
 };
 
 static const struct {
@@ -42,6 +57,7 @@ static const struct {
     {PV_ADMIN_KEY_CREATE, PV_ADMIN_GROUP_KEY, "create", "TENANT"},
     {PV_ADMIN_KEY_LIST, PV_ADMIN_GROUP_KEY, "list", "TENANT"},
     {PV_ADMIN_KEY_REVOKE, PV_ADMIN_GROUP_KEY, "revoke", "KEYID"},
+    {PV_ADMIN_FACES, PV_ADMIN_GROUP_NONE, "faces", "IMAGE"},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -64,6 +80,8 @@ const char *pv_admin_cmd_name(pv_admin_cmd_t cmd)
         return "key list";
     case PV_ADMIN_KEY_REVOKE:
         return "key revoke";
+    case PV_ADMIN_FACES:
+        return "faces";
     default:
         return "";
     }
@@ -98,6 +116,32 @@ static int parse_uint(uint32_t *out, const char *s, uint32_t lo, uint32_t hi)
     return 0;
 }
 
+/* Strict decimal fraction in (0, 1): "0.5", ".35", "0.9"; no sign, exponent or spaces. */
+static int parse_score(double *out, const char *s)
+{
+    double v = 0, scale = 1;
+    int digits = 0, dot = 0;
+    for (; *s != '\0'; s++) {
+        if (*s == '.' && !dot) {
+            dot = 1;
+        } else if (*s >= '0' && *s <= '9' && digits < 12) {
+            digits++;
+            if (dot) {
+                scale /= 10;
+                v += (*s - '0') * scale;
+            } else {
+                v = v * 10 + (*s - '0');
+            }
+        } else {
+            return PV_EINVAL;
+        }
+    }
+    if (digits == 0 || !(v > 0 && v < 1))
+        return PV_EINVAL;
+    *out = v;
+    return 0;
+}
+
 int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_t errlen)
 {
     const char *vals[OPT_COUNT] = {0};
@@ -121,6 +165,8 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
             /* past POS_MAX only the count matters: the first extra word is what gets reported */
             if (npos < POS_MAX)
                 pos[npos] = a;
+            if (npos < PV_ADMIN_FILES_MAX + 1)
+                out->files[npos] = a; /* every positional; kept only for faces */
             npos++;
             continue;
         }
@@ -170,11 +216,14 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
     int used = 0;
     if (npos == 0) {
         if (!out->help) {
-            snprintf(err, errlen, "missing command (migrate, tenant, key)");
+            snprintf(err, errlen, "missing command (migrate, tenant, key, faces)");
             goto out;
         }
     } else if (strcmp(pos[0], "migrate") == 0) {
         out->cmd = PV_ADMIN_MIGRATE;
+        used = 1;
+    } else if (strcmp(pos[0], "faces") == 0) {
+        out->cmd = PV_ADMIN_FACES;
         used = 1;
     } else if (strcmp(pos[0], "tenant") == 0 || strcmp(pos[0], "key") == 0) {
         out->group = pos[0][0] == 't' ? PV_ADMIN_GROUP_TENANT : PV_ADMIN_GROUP_KEY;
@@ -197,12 +246,13 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
             used = 2;
         }
     } else {
-        snprintf(err, errlen, "unknown command '%.*s' (expected migrate, tenant or key)", SHOWN, pos[0]);
+        snprintf(err, errlen, "unknown command '%.*s' (expected migrate, tenant, key or faces)", SHOWN, pos[0]);
         goto out;
     }
     out->data_dir = vals[OPT_DATA_DIR];
     out->pg = vals[OPT_PG];
     out->migrations = vals[OPT_MIGRATIONS];
+    out->models = vals[OPT_MODELS];
     out->json = seen[OPT_JSON];
     if (out->help) {
         rc = 0;
@@ -230,6 +280,14 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
         if (cmds[i].cmd == out->cmd)
             argname = cmds[i].argname;
     want = used + (argname != NULL);
+    if (out->cmd == PV_ADMIN_FACES && npos > want) {
+        /* faces takes one or more images */
+        if (npos - used > PV_ADMIN_FILES_MAX) {
+            snprintf(err, errlen, "too many images (at most %d per run)", PV_ADMIN_FILES_MAX);
+            goto out;
+        }
+        want = npos;
+    }
     if (npos < want) {
         snprintf(err, errlen, "missing argument %s for '%s'", argname, pv_admin_cmd_name(out->cmd));
         goto out;
@@ -240,6 +298,14 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
     }
     if (argname != NULL)
         out->arg = pos[used];
+    if (out->cmd == PV_ADMIN_FACES) {
+        out->arg = NULL;
+        out->nfiles = npos - used;
+        memmove(out->files, out->files + used, (size_t)out->nfiles * sizeof(out->files[0]));
+        out->files[out->nfiles] = NULL;
+    } else {
+        memset(out->files, 0, sizeof(out->files));
+    }
 
     /* values */
     if (out->cmd == PV_ADMIN_KEY_REVOKE) {
@@ -248,7 +314,7 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
                      PV_KEY_ID_LEN);
             goto out;
         }
-    } else if (out->arg != NULL && pv_tenants_name_valid(out->arg) != 0) {
+    } else if (out->arg != NULL && out->cmd != PV_ADMIN_FACES && pv_tenants_name_valid(out->arg) != 0) {
         snprintf(err, errlen,
                  "invalid tenant name '%.*s': use 1-%d characters from [A-Za-z0-9._-], starting with a "
                  "letter or digit",
@@ -271,6 +337,19 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
             "invalid --scopes '%.*s': expected a comma-separated list of recognize, events, analytics, erase "
             "(or all)",
             SHOWN, vals[OPT_SCOPES]);
+        goto out;
+    }
+    if (seen[OPT_DETECTOR]) {
+        if (strcmp(vals[OPT_DETECTOR], "ssd") == 0) {
+            out->detector_ssd = 1;
+        } else if (strcmp(vals[OPT_DETECTOR], "tiny") != 0) {
+            snprintf(err, errlen, "invalid --detector '%.*s': expected tiny or ssd", SHOWN, vals[OPT_DETECTOR]);
+            goto out;
+        }
+    }
+    if (seen[OPT_MIN_SCORE] && parse_score(&out->min_score, vals[OPT_MIN_SCORE]) != 0) {
+        snprintf(err, errlen, "invalid --min-score '%.*s': expected a number greater than 0 and less than 1", SHOWN,
+                 vals[OPT_MIN_SCORE]);
         goto out;
     }
     rc = 0;
@@ -331,6 +410,16 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
         fprintf(
             f, "Usage: privid-admin key list TENANT\n\nLists a tenant's API keys (ids, scopes, status).\n\n");
         break;
+    case PV_ADMIN_FACES:
+        fprintf(f, "Usage: privid-admin faces [--detector tiny|ssd] [--min-score S] [--models DIR] IMAGE...\n\n"
+                   "Runs the face pipeline on each image (JPEG, PNG or WebP) and prints one JSON\n"
+                   "object per image and line: size, timing per stage, and the faces with box,\n"
+                   "score, 68 landmarks, quality and 128-d descriptor. Nothing is stored.\n\n"
+                   "  --detector D    tiny (default, 416 px) or ssd (512 px)\n"
+                   "  --min-score S   detection threshold, 0 < S < 1 (default 0.5)\n"
+                   "  --models DIR    face-api's model/ folder (env PRIVID_MODELS/model; default:\n"
+                   "                  the one deploy/setup.sh fetched)\n\n");
+        break;
     case PV_ADMIN_KEY_REVOKE:
         fprintf(f, "Usage: privid-admin key revoke KEYID\n\nRevokes an API key at once; KEYID is its 16 hex "
                    "digits.\n\n");
@@ -355,7 +444,8 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
                        "Commands:\n"
                        "  migrate                       apply SQL migrations, mirror tenants to PostgreSQL\n"
                        "  tenant create|list|show|delete\n"
-                       "  key create|list|revoke\n\n"
+                       "  key create|list|revoke\n"
+                       "  faces IMAGE...                what the face pipeline sees in images (JSON)\n\n"
                        "Run 'privid-admin COMMAND --help' for a command's options.\n\n");
         }
         break;

@@ -22,10 +22,14 @@ typedef enum {
     PV_ADMIN_KEY_CREATE,
     PV_ADMIN_KEY_LIST,
     PV_ADMIN_KEY_REVOKE,
+    PV_ADMIN_FACES,
     PV_ADMIN_CMD_COUNT,
 } pv_admin_cmd_t;
 
 typedef enum { PV_ADMIN_GROUP_NONE = 0, PV_ADMIN_GROUP_TENANT, PV_ADMIN_GROUP_KEY } pv_admin_group_t;
+
+/* Most images one `faces` run takes. */
+#define PV_ADMIN_FILES_MAX 1024
 
 typedef struct {
     pv_admin_cmd_t cmd;     /* NONE only with help */
@@ -39,6 +43,12 @@ typedef struct {
     pv_tenant_mode_t mode;   /* PV_TENANT_NETWORK unless --mode */
     uint32_t retention_days; /* PV_TENANT_RETENTION_DEFAULT unless --retention-days */
     uint32_t scopes;         /* PV_SCOPE_ALL unless --scopes */
+    /* faces */
+    const char *models;     /* --models DIR (face-api's model/ folder), or NULL */
+    int detector_ssd;       /* --detector ssd */
+    double min_score;       /* --min-score, 0 unless given */
+    int nfiles;             /* the IMAGE arguments */
+    const char *files[PV_ADMIN_FILES_MAX + 1]; /* NULL after the last */
 } pv_admin_args_t;
 
 /*

@@ -27,6 +27,7 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
+    pv_models_blas_init(argv);
     char dirbuf[4096];
     const char *dir = PV_DEFAULT_MODELS;
     const char *env = getenv("PRIVID_MODELS");
@@ -91,8 +92,8 @@ int main(int argc, char **argv)
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"peak_rss_mb\":%.1f,\"scratch_mb\":%.1f,\"nets_loaded\":4}\n", ru.ru_maxrss / 1024.0,
-           pv_net_scratch_bytes(scratch) / 1048576.0);
+    printf("{\"peak_rss_mb\":%.1f,\"scratch_mb\":%.1f,\"nets_loaded\":4,\"openblas_core\":\"%s\"}\n", ru.ru_maxrss / 1024.0,
+           pv_net_scratch_bytes(scratch) / 1048576.0, pv_models_blas_core());
     free(t);
     for (int i = 0; i < 4; i++)
         pv_net_free(loaded[i]);

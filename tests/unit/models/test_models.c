@@ -449,8 +449,10 @@ static void test_bad_weights(void **state)
     free(bin);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    pv_models_blas_init(argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recognition), cmocka_unit_test(test_landmarks),  cmocka_unit_test(test_tiny),
         cmocka_unit_test(test_ssd),         cmocka_unit_test(test_steady_state), cmocka_unit_test(test_bad_weights),

@@ -176,6 +176,70 @@ static void test_usage_errors(void **state)
                  parse(&a, err, sizeof(err), "key", "revoke", "0123456789ABCDEF", NULL), err);
 }
 
+static void test_faces(void **state)
+{
+    (void)state;
+    static pv_admin_args_t a;
+    char err[256];
+
+    assert_int_equal(parse(&a, err, sizeof(err), "faces", "a.jpg", NULL), 0);
+    assert_int_equal(a.cmd, PV_ADMIN_FACES);
+    assert_int_equal(a.nfiles, 1);
+    assert_string_equal(a.files[0], "a.jpg");
+    assert_null(a.files[1]);
+    assert_false(a.detector_ssd);
+    assert_true(a.min_score == 0);
+    /* options anywhere, images in order, "--" for a name starting with a dash */
+    assert_int_equal(parse(&a, err, sizeof(err), "faces", "a.jpg", "--detector", "ssd", "b.png", "--min-score=0.35",
+                           "--models", "/m", "--", "-c.webp", NULL),
+                     0);
+    assert_int_equal(a.nfiles, 3);
+    assert_string_equal(a.files[0], "a.jpg");
+    assert_string_equal(a.files[1], "b.png");
+    assert_string_equal(a.files[2], "-c.webp");
+    assert_true(a.detector_ssd);
+    assert_true(a.min_score > 0.3499 && a.min_score < 0.3501);
+    assert_string_equal(a.models, "/m");
+    assert_null(a.arg);
+    assert_int_equal(parse(&a, err, sizeof(err), "faces", "--detector=tiny", "x", NULL), 0);
+    assert_false(a.detector_ssd);
+    /* a tenant command keeps no files */
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "show", "x", NULL), 0);
+    assert_int_equal(a.nfiles, 0);
+    assert_null(a.files[0]);
+
+    expect_error("missing argument IMAGE", parse(&a, err, sizeof(err), "faces", NULL), err);
+    expect_error("invalid --detector 'mtcnn'", parse(&a, err, sizeof(err), "faces", "x", "--detector", "mtcnn", NULL),
+                 err);
+    const char *bad_scores[] = {"0", "1", "1.0", "-0.5", "0.5x", "", ".", "1e-1", " 0.5", "0..5", "nan"};
+    for (size_t i = 0; i < sizeof(bad_scores) / sizeof(bad_scores[0]); i++) {
+        char opt[64];
+        snprintf(opt, sizeof(opt), "--min-score=%s", bad_scores[i]);
+        int rc = parse(&a, err, sizeof(err), "faces", "x", opt, NULL);
+        assert_int_equal(rc, PV_EINVAL);
+        assert_non_null(strstr(err, "--min-score"));
+    }
+    expect_error("--detector is not valid for 'tenant list'",
+                 parse(&a, err, sizeof(err), "tenant", "list", "--detector", "ssd", NULL), err);
+    expect_error("--models is not valid for 'migrate'", parse(&a, err, sizeof(err), "migrate", "--models", "m", NULL),
+                 err);
+
+    /* at most PV_ADMIN_FILES_MAX images */
+    static char *argv[PV_ADMIN_FILES_MAX + 5];
+    int argc = 0;
+    argv[argc++] = "privid-admin";
+    argv[argc++] = "faces";
+    for (int i = 0; i < PV_ADMIN_FILES_MAX; i++)
+        argv[argc++] = "img.jpg";
+    argv[argc] = NULL;
+    assert_int_equal(pv_admin_parse(&a, argc, argv, err, sizeof(err)), 0);
+    assert_int_equal(a.nfiles, PV_ADMIN_FILES_MAX);
+    argv[argc++] = "one-too-many.jpg";
+    argv[argc++] = "and-another.jpg";
+    argv[argc] = NULL;
+    expect_error("too many images", pv_admin_parse(&a, argc, argv, err, sizeof(err)), err);
+}
+
 static void test_small_error_buffer(void **state)
 {
     (void)state;
@@ -192,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_help_levels),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_faces),
         cmocka_unit_test(test_small_error_buffer),
     };
     return cmocka_run_group_tests_name("tenants_admin_args", tests, NULL, NULL);
