@@ -167,6 +167,19 @@ int net_conv(nn_conv_t *l, wmap_t *m, const char *wname, const char *bname, int 
     return 0;
 }
 
+int net_conv_u8(nn_conv_t *l, wmap_t *m, const char *wname, const char *bname, int kh, int kw, int cin, int cout,
+                int stride, int pad, int act)
+{
+    int ret;
+    memset(l, 0, sizeof(*l));
+    l->kh = kh, l->kw = kw, l->cin = cin, l->cout = cout, l->stride = stride, l->pad = pad, l->act = act;
+    if ((ret = wmap_take_u8(&l->wq, l->wlut, m, wname, 4, kh, kw, cin, cout)) != 0)
+        return ret;
+    if (bname != NULL && (ret = wmap_take(&l->b, m, bname, 1, cout)) != 0)
+        return ret;
+    return 0;
+}
+
 int net_sep(nn_sep_t *l, wmap_t *m, const char *prefix, int c, int cout, int stride, int pad, int act)
 {
     int ret;

@@ -124,7 +124,9 @@ void nn_conv_dispose(nn_conv_t *l)
 {
     free(l->w);
     free(l->b);
+    free(l->wq);
     l->w = l->b = NULL;
+    l->wq = NULL;
 }
 
 void nn_sep_dispose(nn_sep_t *l)
@@ -133,7 +135,9 @@ void nn_sep_dispose(nn_sep_t *l)
     free(l->dw_b);
     free(l->pw_w);
     free(l->pw_b);
+    free(l->pw_q);
     l->dw_w = l->dw_b = l->pw_w = l->pw_b = NULL;
+    l->pw_q = NULL;
 }
 
 int nn_out_size(int in, int k, int stride, int pad, int *pad_before)
@@ -218,6 +222,22 @@ static void gemm(float *c, const float *a, const float *b, int m, int n, int k)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
 }
 
+/* A layer's float weights: w itself, or its uint8 weights q dequantized
+ * through lut into the arena at `side` (bit for bit the values a float
+ * load would hold; a table lookup per weight and run keeps the resident
+ * weights at a quarter of the size). NULL when the arena is exhausted. */
+static const float *layer_weights(const float *w, const unsigned char *q, const float *lut, size_t n, nn_arena_t *a,
+                                  int side)
+{
+    if (w != NULL)
+        return w;
+    float *d = nn_arena_floats(a, side, n);
+    if (d != NULL)
+        for (size_t i = 0; i < n; i++)
+            d[i] = lut[q[i]];
+    return d;
+}
+
 /* Fills rows oy0..oy1-1 of the im2col matrix: one row per output pixel,
  * (ky, kx, cin) order, zeros for padded taps. */
 static void im2col(float *col, const nn_tensor_t *x, const nn_conv_t *l, int oy0, int oy1, int ow, int pt,
@@ -265,6 +285,9 @@ static int conv_exec(float *y, float *acc, const nn_conv_t *l, const nn_tensor_t
     int ret = 0;
     size_t mark = nn_arena_mark(a, side);
     float *col = NULL, *tmp = NULL;
+    const float *w = layer_weights(l->w, l->wq, l->wlut, (size_t)k * l->cout, a, side);
+    if (w == NULL)
+        goto nomem;
 
     int rows = CHUNK_FLOATS / (ow * width);
     rows = rows < 1 ? 1 : rows > oh ? oh : rows;
@@ -284,7 +307,7 @@ static int conv_exec(float *y, float *acc, const nn_conv_t *l, const nn_tensor_t
             im2col(col, x, l, oy, oy + n, ow, pt, pl);
             src = col;
         }
-        gemm(dst, src, l->w, n * ow, l->cout, k);
+        gemm(dst, src, w, n * ow, l->cout, k);
         if (acc != NULL)
             epilogue(acc + off, dst, l->b, acc + off, (size_t)n * ow, l->cout, l->act);
         else
@@ -335,9 +358,10 @@ int nn_conv_accum(nn_tensor_t *acc, const nn_conv_t *l, const nn_tensor_t *x, nn
 }
 
 /* Depthwise output rows oy0..oy1-1 into tmp; products accumulated in float32
- * in (ky, kx) order per channel. */
-static void depthwise(float *tmp, const nn_tensor_t *x, const nn_sep_t *l, int oy0, int oy1, int ow, int pt,
-                      int pl)
+ * in (ky, kx) order per channel. x holds the rows from x_row0 on of a
+ * tensor x->h rows high (x_row0 > 0 for a band of a larger tensor). */
+static void depthwise(float *tmp, const nn_tensor_t *x, int x_row0, const nn_sep_t *l, int oy0, int oy1, int ow,
+                      int pt, int pl)
 {
     const int c = l->c, k = l->k, s = l->stride;
     for (int oy = oy0; oy < oy1; oy++) {
@@ -353,7 +377,7 @@ static void depthwise(float *tmp, const nn_tensor_t *x, const nn_sep_t *l, int o
                     int ix = ox * s - pl + kx;
                     if (ix < 0 || ix >= x->w)
                         continue;
-                    const float *xi = x->d + ((size_t)iy * x->w + ix) * c;
+                    const float *xi = x->d + ((size_t)(iy - x_row0) * x->w + ix) * c;
                     const float *wi = l->dw_w + (size_t)(ky * k + kx) * c;
                     for (int ch = 0; ch < c; ch++)
                         o[ch] += xi[ch] * wi[ch];
@@ -363,34 +387,97 @@ static void depthwise(float *tmp, const nn_tensor_t *x, const nn_sep_t *l, int o
     }
 }
 
+/* Output geometry of a separable block on x; PV_EINVAL if it does not fit. */
+static int sep_geometry(const nn_sep_t *l, int h, int w, int c, int *oh, int *ow, int *pt, int *pl)
+{
+    *oh = nn_out_size(h, l->k, l->stride, l->pad, pt);
+    *ow = nn_out_size(w, l->k, l->stride, l->pad, pl);
+    return c == l->c && *oh > 0 && *ow > 0 ? 0 : PV_EINVAL;
+}
+
+/* Rows oy0..oy1-1 of the block's output into dst (row oy0 first), `rows`
+ * at a time through tmp (rows x ow x c floats); pw are its float pointwise
+ * weights. x as for depthwise(). */
+static void sep_rows(float *dst, const nn_sep_t *l, const float *pw, const nn_tensor_t *x, int x_row0, int oy0,
+                     int oy1, int ow, int pt, int pl, float *tmp, int rows)
+{
+    for (int oy = oy0; oy < oy1; oy += rows) {
+        int n = oy1 - oy < rows ? oy1 - oy : rows;
+        float *o = dst + (size_t)(oy - oy0) * ow * l->cout;
+        depthwise(tmp, x, x_row0, l, oy, oy + n, ow, pt, pl);
+        if (l->dw_b != NULL || l->dw_act != NN_ACT_NONE)
+            epilogue(tmp, tmp, l->dw_b, NULL, (size_t)n * ow, l->c, l->dw_act);
+        gemm(o, tmp, pw, n * ow, l->cout, l->c);
+        epilogue(o, o, l->pw_b, NULL, (size_t)n * ow, l->cout, l->act);
+    }
+}
+
+static int chunk_rows(int ow, int c, int oh)
+{
+    int rows = CHUNK_FLOATS / (ow * c);
+    return rows < 1 ? 1 : rows > oh ? oh : rows;
+}
+
 int nn_sep_run(nn_tensor_t *y, const nn_sep_t *l, const nn_tensor_t *x, nn_arena_t *a, int side)
 {
-    int ret, pt, pl;
-    int oh = nn_out_size(x->h, l->k, l->stride, l->pad, &pt);
-    int ow = nn_out_size(x->w, l->k, l->stride, l->pad, &pl);
-    if (x->c != l->c || oh <= 0 || ow <= 0)
-        return PV_EINVAL;
+    int ret, oh, ow, pt, pl;
+    if ((ret = sep_geometry(l, x->h, x->w, x->c, &oh, &ow, &pt, &pl)) != 0)
+        return ret;
     if ((ret = nn_tensor_alloc(y, a, side, oh, ow, l->cout)) != 0)
         return ret;
     size_t mark = nn_arena_mark(a, side);
-    int rows = CHUNK_FLOATS / (ow * l->c);
-    if (rows < 1)
-        rows = 1;
-    if (rows > oh)
-        rows = oh;
+    int rows = chunk_rows(ow, l->c, oh);
+    const float *pw = layer_weights(l->pw_w, l->pw_q, l->pw_lut, (size_t)l->c * l->cout, a, side);
     float *tmp = nn_arena_floats(a, side, (size_t)rows * ow * l->c);
-    if (tmp == NULL)
+    if (pw == NULL || tmp == NULL) {
+        nn_arena_release(a, side, mark);
         return PV_ENOMEM;
-    a->flops += 2.0 * oh * ow * (double)l->c * (l->k * l->k + l->cout);
-    for (int oy = 0; oy < oh; oy += rows) {
-        int n = oh - oy < rows ? oh - oy : rows;
-        size_t off = (size_t)oy * ow * l->cout;
-        depthwise(tmp, x, l, oy, oy + n, ow, pt, pl);
-        if (l->dw_b != NULL || l->dw_act != NN_ACT_NONE)
-            epilogue(tmp, tmp, l->dw_b, NULL, (size_t)n * ow, l->c, l->dw_act);
-        gemm(y->d + off, tmp, l->pw_w, n * ow, l->cout, l->c);
-        epilogue(y->d + off, y->d + off, l->pw_b, NULL, (size_t)n * ow, l->cout, l->act);
     }
+    a->flops += 2.0 * oh * ow * (double)l->c * (l->k * l->k + l->cout);
+    sep_rows(y->d, l, pw, x, 0, 0, oh, ow, pt, pl, tmp, rows);
+    nn_arena_release(a, side, mark);
+    return 0;
+}
+
+/*
+ * y = l2(l1(x)) without holding l1's whole output: l2's output is made
+ * `rows2` rows at a time from a band of the l1 rows those need, computed
+ * just before (a row shared by two bands is computed twice). For the SSD's
+ * 256x256 layers this keeps 16 MB out of the arena; the arithmetic per
+ * value is unchanged.
+ */
+int nn_sep2_run(nn_tensor_t *y, const nn_sep_t *l1, const nn_sep_t *l2, const nn_tensor_t *x, nn_arena_t *a,
+                int side)
+{
+    int ret, oh1, ow1, pt1, pl1, oh2, ow2, pt2, pl2;
+    if ((ret = sep_geometry(l1, x->h, x->w, x->c, &oh1, &ow1, &pt1, &pl1)) != 0 ||
+        (ret = sep_geometry(l2, oh1, ow1, l1->cout, &oh2, &ow2, &pt2, &pl2)) != 0)
+        return ret;
+    if ((ret = nn_tensor_alloc(y, a, side, oh2, ow2, l2->cout)) != 0)
+        return ret;
+    size_t mark = nn_arena_mark(a, side);
+    const int rows1 = chunk_rows(ow1, l1->c, oh1), rows2 = chunk_rows(ow2, l2->c, oh2);
+    const int band_max = (rows2 - 1) * l2->stride + l2->k;
+    const float *pw1 = layer_weights(l1->pw_w, l1->pw_q, l1->pw_lut, (size_t)l1->c * l1->cout, a, side);
+    const float *pw2 = layer_weights(l2->pw_w, l2->pw_q, l2->pw_lut, (size_t)l2->c * l2->cout, a, side);
+    float *tmp1 = nn_arena_floats(a, side, (size_t)rows1 * ow1 * l1->c);
+    float *tmp2 = nn_arena_floats(a, side, (size_t)rows2 * ow2 * l2->c);
+    float *band = nn_arena_floats(a, side, (size_t)band_max * ow1 * l1->cout);
+    if (pw1 == NULL || pw2 == NULL || tmp1 == NULL || tmp2 == NULL || band == NULL) {
+        nn_arena_release(a, side, mark);
+        return PV_ENOMEM;
+    }
+    nn_tensor_t mid = {oh1, ow1, l1->cout, band};
+    for (int oy = 0; oy < oh2; oy += rows2) {
+        int n = oh2 - oy < rows2 ? oh2 - oy : rows2;
+        int r0 = oy * l2->stride - pt2, r1 = (oy + n - 1) * l2->stride - pt2 + l2->k;
+        r0 = r0 < 0 ? 0 : r0;
+        r1 = r1 > oh1 ? oh1 : r1;
+        sep_rows(band, l1, pw1, x, 0, r0, r1, ow1, pt1, pl1, tmp1, rows1);
+        a->flops += 2.0 * (r1 - r0) * ow1 * (double)l1->c * (l1->k * l1->k + l1->cout);
+        sep_rows(y->d + (size_t)oy * ow2 * l2->cout, l2, pw2, &mid, r0, oy, oy + n, ow2, pt2, pl2, tmp2, n);
+    }
+    a->flops += 2.0 * oh2 * ow2 * (double)l2->c * (l2->k * l2->k + l2->cout);
     nn_arena_release(a, side, mark);
     return 0;
 }

@@ -62,8 +62,10 @@ enum { NN_PAD_VALID, NN_PAD_SAME };
 /* Dense convolution, weights HWIO = a (kh*kw*cin) x cout row-major matrix. */
 typedef struct {
     int kh, kw, cin, cout, stride, pad, act;
-    float *w; /* kh*kw*cin*cout, owned */
+    float *w; /* kh*kw*cin*cout, owned; NULL when kept quantized in wq */
     float *b; /* cout, owned */
+    unsigned char *wq; /* uint8 weights, owned, dequantized per run through wlut */
+    float wlut[256];
 } nn_conv_t;
 
 /* Depthwise 3x3 (any k) followed by a pointwise 1x1, the separable block.
@@ -73,8 +75,10 @@ typedef struct {
     int k, c, cout, stride, pad, dw_act, act;
     float *dw_w; /* k*k*c, owned */
     float *dw_b; /* c or NULL, owned */
-    float *pw_w; /* c*cout, owned */
+    float *pw_w; /* c*cout, owned; NULL when kept quantized in pw_q */
     float *pw_b; /* cout, owned */
+    unsigned char *pw_q; /* uint8 pointwise weights, owned, dequantized per run through pw_lut */
+    float pw_lut[256];
 } nn_sep_t;
 
 void nn_conv_dispose(nn_conv_t *l);
@@ -92,6 +96,10 @@ int nn_conv_into(float *y, const nn_conv_t *l, const nn_tensor_t *x, nn_arena_t 
 int nn_conv_accum(nn_tensor_t *acc, const nn_conv_t *l, const nn_tensor_t *x, nn_arena_t *a, int side);
 /* y = act(pw(dw_act(dw(x) + dw_b)) + pw_b) at arena end `side`. */
 int nn_sep_run(nn_tensor_t *y, const nn_sep_t *l, const nn_tensor_t *x, nn_arena_t *a, int side);
+/* nn_sep_run(l2, nn_sep_run(l1, x)) with only a band of l1's output in the
+ * arena at any time; same values. */
+int nn_sep2_run(nn_tensor_t *y, const nn_sep_t *l1, const nn_sep_t *l2, const nn_tensor_t *x, nn_arena_t *a,
+                int side);
 /* Max or average pooling; padded cells are ignored, the average divides by
  * the count of in-bounds cells (float64 sum, one rounding). */
 int nn_pool_run(nn_tensor_t *y, const nn_tensor_t *x, int k, int stride, int pad, int is_max, nn_arena_t *a,

@@ -134,13 +134,20 @@ static int decode(wmap_t *m, wtensor_t *t, json_t *w, const unsigned char *bin, 
     *off += bytes;
     if (strcmp(dtype, "int32") == 0)
         return 0; /* graph leftovers (SSD): face-api disposes of them */
+    if (qbytes == 1) {
+        /* kept as bytes: wmap_take dequantizes, wmap_take_u8 keeps them */
+        if ((t->q = malloc(t->numel ? t->numel : 1)) == NULL)
+            return wmap_fail(m, PV_ENOMEM, "%s: out of memory", t->name);
+        memcpy(t->q, p, t->numel);
+        t->qscale = scale;
+        t->qmin = min;
+        return 0;
+    }
     t->data = malloc((t->numel ? t->numel : 1) * sizeof(float));
     if (t->data == NULL)
         return wmap_fail(m, PV_ENOMEM, "%s: out of memory", t->name);
     for (size_t i = 0; i < t->numel; i++) {
-        if (qbytes == 1) {
-            t->data[i] = (float)((double)p[i] * scale + min);
-        } else if (qbytes == 2) {
+        if (qbytes == 2) {
             unsigned v = (unsigned)p[2 * i] | (unsigned)p[2 * i + 1] << 8;
             t->data[i] = (float)((double)v * scale + min);
         } else {
@@ -298,27 +305,24 @@ void wmap_dispose(wmap_t *m)
     for (size_t i = 0; i < m->n; i++) {
         free(m->t[i].name);
         free(m->t[i].data);
+        free(m->t[i].q);
     }
     free(m->t);
     m->t = NULL;
     m->n = 0;
 }
 
-int wmap_take(float **out, wmap_t *m, const char *name, int rank, ...)
+/* The tensor `name` if it has exactly the shape want[0..rank); else NULL with the error in *ret. */
+static wtensor_t *find_shaped(wmap_t *m, const char *name, int rank, const int *want, int *ret)
 {
-    int want[WMAP_MAX_RANK];
-    va_list ap;
-    *out = NULL;
-    va_start(ap, rank);
-    for (int i = 0; i < rank && i < WMAP_MAX_RANK; i++)
-        want[i] = va_arg(ap, int);
-    va_end(ap);
     for (size_t i = 0; i < m->n; i++) {
         wtensor_t *t = &m->t[i];
         if (strcmp(t->name, name) != 0)
             continue;
-        if (t->data == NULL)
-            return wmap_fail(m, PV_EFORMAT, "weight %s is not float32 (or taken twice)", name);
+        if (t->data == NULL && t->q == NULL) {
+            *ret = wmap_fail(m, PV_EFORMAT, "weight %s is not float32 (or taken twice)", name);
+            return NULL;
+        }
         int ok = t->rank == rank;
         for (int d = 0; ok && d < rank; d++)
             ok = t->shape[d] == want[d];
@@ -328,11 +332,60 @@ int wmap_take(float **out, wmap_t *m, const char *name, int rank, ...)
                 snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%d", d ? "," : "", t->shape[d]);
             for (int d = 0; d < rank && d < WMAP_MAX_RANK; d++)
                 snprintf(exp + strlen(exp), sizeof(exp) - strlen(exp), "%s%d", d ? "," : "", want[d]);
-            return wmap_fail(m, PV_EFORMAT, "weight %s has shape [%s], expected [%s]", name, got, exp);
+            *ret = wmap_fail(m, PV_EFORMAT, "weight %s has shape [%s], expected [%s]", name, got, exp);
+            return NULL;
         }
-        *out = t->data;
-        t->data = NULL;
-        return 0;
+        return t;
     }
-    return wmap_fail(m, PV_EFORMAT, "weight %s is missing from the manifest", name);
+    *ret = wmap_fail(m, PV_EFORMAT, "weight %s is missing from the manifest", name);
+    return NULL;
+}
+
+int wmap_take(float **out, wmap_t *m, const char *name, int rank, ...)
+{
+    int want[WMAP_MAX_RANK] = {0}, ret = 0;
+    va_list ap;
+    *out = NULL;
+    va_start(ap, rank);
+    for (int i = 0; i < rank && i < WMAP_MAX_RANK; i++)
+        want[i] = va_arg(ap, int);
+    va_end(ap);
+    wtensor_t *t = find_shaped(m, name, rank, want, &ret);
+    if (t == NULL)
+        return ret;
+    if (t->q != NULL) {
+        float lut[256];
+        if ((t->data = malloc((t->numel ? t->numel : 1) * sizeof(float))) == NULL)
+            return wmap_fail(m, PV_ENOMEM, "%s: out of memory", name);
+        for (int v = 0; v < 256; v++)
+            lut[v] = (float)((double)v * t->qscale + t->qmin);
+        for (size_t i = 0; i < t->numel; i++)
+            t->data[i] = lut[t->q[i]];
+        free(t->q);
+        t->q = NULL;
+    }
+    *out = t->data;
+    t->data = NULL;
+    return 0;
+}
+
+int wmap_take_u8(unsigned char **q, float lut[256], wmap_t *m, const char *name, int rank, ...)
+{
+    int want[WMAP_MAX_RANK] = {0}, ret = 0;
+    va_list ap;
+    *q = NULL;
+    va_start(ap, rank);
+    for (int i = 0; i < rank && i < WMAP_MAX_RANK; i++)
+        want[i] = va_arg(ap, int);
+    va_end(ap);
+    wtensor_t *t = find_shaped(m, name, rank, want, &ret);
+    if (t == NULL)
+        return ret;
+    if (t->q == NULL)
+        return wmap_fail(m, PV_EFORMAT, "weight %s is not uint8-quantized", name);
+    for (int v = 0; v < 256; v++)
+        lut[v] = (float)((double)v * t->qscale + t->qmin);
+    *q = t->q;
+    t->q = NULL;
+    return 0;
 }

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < m.n; i++) {
         wtensor_t *t = &m.t[i];
         float *out = NULL;
-        if (t->data == NULL)
+        if (t->data == NULL && t->q == NULL)
             continue;
         /* a wrong rank first: must fail and leave the tensor in place */
         if (wmap_take(&out, &m, t->name, 1, (int)t->numel + 1) == 0)
@@ -32,7 +32,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int s[WMAP_MAX_RANK] = {0};
         for (int d = 0; d < t->rank; d++)
             s[d] = t->shape[d];
-        if (wmap_take(&out, &m, t->name, t->rank, s[0], s[1], s[2], s[3]) == 0) {
+        /* uint8 tensors: every other one is taken as bytes + table, the rest as floats */
+        unsigned char *q = NULL;
+        float lut[256];
+        if (t->q != NULL && i % 2 == 0 && wmap_take_u8(&q, lut, &m, t->name, t->rank, s[0], s[1], s[2], s[3]) == 0) {
+            volatile float sink = t->numel > 0 ? lut[q[t->numel - 1]] : 0.0f;
+            (void)sink;
+            free(q);
+        } else if (wmap_take(&out, &m, t->name, t->rank, s[0], s[1], s[2], s[3]) == 0) {
             volatile float sink = t->numel > 0 ? out[t->numel - 1] : 0.0f;
             (void)sink;
             free(out);
