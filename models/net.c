@@ -167,8 +167,8 @@ int net_conv(nn_conv_t *l, wmap_t *m, const char *wname, const char *bname, int 
     return 0;
 }
 
-int net_conv_u8(nn_conv_t *l, wmap_t *m, const char *wname, const char *bname, int kh, int kw, int cin, int cout,
-                int stride, int pad, int act)
+int net_conv_u8(nn_conv_t *l, wmap_t *m, const char *wname, const char *bname, int kh, int kw, int cin,
+                int cout, int stride, int pad, int act)
 {
     int ret;
     memset(l, 0, sizeof(*l));
@@ -185,7 +185,8 @@ int net_sep(nn_sep_t *l, wmap_t *m, const char *prefix, int c, int cout, int str
     int ret;
     char name[256];
     memset(l, 0, sizeof(*l));
-    l->k = 3, l->c = c, l->cout = cout, l->stride = stride, l->pad = pad, l->dw_act = NN_ACT_NONE, l->act = act;
+    l->k = 3, l->c = c, l->cout = cout, l->stride = stride, l->pad = pad, l->dw_act = NN_ACT_NONE,
+    l->act = act;
     snprintf(name, sizeof(name), "%s/depthwise_filter", prefix);
     if ((ret = wmap_take(&l->dw_w, m, name, 4, 3, 3, c, 1)) != 0)
         return ret;

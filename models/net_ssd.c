@@ -114,7 +114,7 @@ static int ssd_load(void **impl, wmap_t *m)
         snprintf(w, sizeof(w), "Prediction/Conv2d_%d_pointwise/weights", k);
         snprintf(b, sizeof(b), "Prediction/Conv2d_%d_pointwise/convolution_bn_offset", k);
         ret = net_conv_u8(&s->extra[k], m, w, b, ex_k[k], ex_k[k], ex_c[k], ex_c[k + 1], ex_k[k] == 3 ? 2 : 1,
-                       NN_PAD_SAME, NN_ACT_RELU6);
+                          NN_PAD_SAME, NN_ACT_RELU6);
     }
     for (int j = 0; j < N_HEADS && ret == 0; j++) {
         int na = j == 0 ? 3 : 6;
@@ -179,7 +179,8 @@ static int ssd_run(float *out, const void *impl, nn_arena_t *a, const float *in,
     /* conv11 output stays at `side`; everything after is small and stacks at the other end */
     fm[0] = y;
     int o = !side;
-    if ((ret = nn_sep_run(&x, &s->mb[11], &fm[0], a, o)) != 0 || (ret = nn_sep_run(&fm[1], &s->mb[12], &x, a, o)))
+    if ((ret = nn_sep_run(&x, &s->mb[11], &fm[0], a, o)) != 0 ||
+        (ret = nn_sep_run(&fm[1], &s->mb[12], &x, a, o)))
         return ret;
     x = fm[1];
     for (int k = 0; k < N_EXTRA; k++) {

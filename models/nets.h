@@ -25,8 +25,8 @@ extern const net_ops_t net_recog_ops, net_landmark_ops, net_tiny_ops, net_ssd_op
 int net_conv(nn_conv_t *l, wmap_t *m, const char *wname, const char *bname, int kh, int kw, int cin, int cout,
              int stride, int pad, int act);
 /* net_conv() keeping uint8-quantized weights quantized (dequantized per run). */
-int net_conv_u8(nn_conv_t *l, wmap_t *m, const char *wname, const char *bname, int kh, int kw, int cin, int cout,
-                int stride, int pad, int act);
+int net_conv_u8(nn_conv_t *l, wmap_t *m, const char *wname, const char *bname, int kh, int kw, int cin,
+                int cout, int stride, int pad, int act);
 /* Builds a separable conv from <prefix>/depthwise_filter [k,k,c,1],
  * <prefix>/pointwise_filter [1,1,c,cout] and <prefix>/bias [cout]. */
 int net_sep(nn_sep_t *l, wmap_t *m, const char *prefix, int c, int cout, int stride, int pad, int act);

@@ -226,8 +226,8 @@ static void gemm(float *c, const float *a, const float *b, int m, int n, int k)
  * through lut into the arena at `side` (bit for bit the values a float
  * load would hold; a table lookup per weight and run keeps the resident
  * weights at a quarter of the size). NULL when the arena is exhausted. */
-static const float *layer_weights(const float *w, const unsigned char *q, const float *lut, size_t n, nn_arena_t *a,
-                                  int side)
+static const float *layer_weights(const float *w, const unsigned char *q, const float *lut, size_t n,
+                                  nn_arena_t *a, int side)
 {
     if (w != NULL)
         return w;
@@ -360,8 +360,8 @@ int nn_conv_accum(nn_tensor_t *acc, const nn_conv_t *l, const nn_tensor_t *x, nn
 /* Depthwise output rows oy0..oy1-1 into tmp; products accumulated in float32
  * in (ky, kx) order per channel. x holds the rows from x_row0 on of a
  * tensor x->h rows high (x_row0 > 0 for a band of a larger tensor). */
-static void depthwise(float *tmp, const nn_tensor_t *x, int x_row0, const nn_sep_t *l, int oy0, int oy1, int ow,
-                      int pt, int pl)
+static void depthwise(float *tmp, const nn_tensor_t *x, int x_row0, const nn_sep_t *l, int oy0, int oy1,
+                      int ow, int pt, int pl)
 {
     const int c = l->c, k = l->k, s = l->stride;
     for (int oy = oy0; oy < oy1; oy++) {
@@ -398,8 +398,8 @@ static int sep_geometry(const nn_sep_t *l, int h, int w, int c, int *oh, int *ow
 /* Rows oy0..oy1-1 of the block's output into dst (row oy0 first), `rows`
  * at a time through tmp (rows x ow x c floats); pw are its float pointwise
  * weights. x as for depthwise(). */
-static void sep_rows(float *dst, const nn_sep_t *l, const float *pw, const nn_tensor_t *x, int x_row0, int oy0,
-                     int oy1, int ow, int pt, int pl, float *tmp, int rows)
+static void sep_rows(float *dst, const nn_sep_t *l, const float *pw, const nn_tensor_t *x, int x_row0,
+                     int oy0, int oy1, int ow, int pt, int pl, float *tmp, int rows)
 {
     for (int oy = oy0; oy < oy1; oy += rows) {
         int n = oy1 - oy < rows ? oy1 - oy : rows;

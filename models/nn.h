@@ -62,8 +62,8 @@ enum { NN_PAD_VALID, NN_PAD_SAME };
 /* Dense convolution, weights HWIO = a (kh*kw*cin) x cout row-major matrix. */
 typedef struct {
     int kh, kw, cin, cout, stride, pad, act;
-    float *w; /* kh*kw*cin*cout, owned; NULL when kept quantized in wq */
-    float *b; /* cout, owned */
+    float *w;          /* kh*kw*cin*cout, owned; NULL when kept quantized in wq */
+    float *b;          /* cout, owned */
     unsigned char *wq; /* uint8 weights, owned, dequantized per run through wlut */
     float wlut[256];
 } nn_conv_t;
@@ -73,10 +73,10 @@ typedef struct {
  * output, pw act to the final one. */
 typedef struct {
     int k, c, cout, stride, pad, dw_act, act;
-    float *dw_w; /* k*k*c, owned */
-    float *dw_b; /* c or NULL, owned */
-    float *pw_w; /* c*cout, owned; NULL when kept quantized in pw_q */
-    float *pw_b; /* cout, owned */
+    float *dw_w;         /* k*k*c, owned */
+    float *dw_b;         /* c or NULL, owned */
+    float *pw_w;         /* c*cout, owned; NULL when kept quantized in pw_q */
+    float *pw_b;         /* cout, owned */
     unsigned char *pw_q; /* uint8 pointwise weights, owned, dequantized per run through pw_lut */
     float pw_lut[256];
 } nn_sep_t;

@@ -128,8 +128,8 @@ static int decode(wmap_t *m, wtensor_t *t, json_t *w, const unsigned char *bin, 
     }
     size_t bytes = t->numel * elem;
     if (bytes > len - *off)
-        return wmap_fail(m, PV_EFORMAT, "%s: weight data is short (needs %zu bytes at offset %zu of %zu)", t->name,
-                         bytes, *off, len);
+        return wmap_fail(m, PV_EFORMAT, "%s: weight data is short (needs %zu bytes at offset %zu of %zu)",
+                         t->name, bytes, *off, len);
     const unsigned char *p = bin + *off;
     *off += bytes;
     if (strcmp(dtype, "int32") == 0)
@@ -214,8 +214,8 @@ static int decode_all(wmap_t *m, json_t *root, const char *what, const unsigned 
         }
     }
     if (off != bin_len)
-        return wmap_fail(m, PV_EFORMAT, "%s: weight data has %zu bytes, the manifest describes %zu", what, bin_len,
-                         off);
+        return wmap_fail(m, PV_EFORMAT, "%s: weight data has %zu bytes, the manifest describes %zu", what,
+                         bin_len, off);
     return 0;
 }
 

@@ -18,7 +18,7 @@ typedef struct {
     int rank;
     int shape[WMAP_MAX_RANK];
     size_t numel;
-    float *data; /* float32 and uint16-quantized tensors; NULL for skipped (int32) ones or once taken */
+    float *data;      /* float32 and uint16-quantized tensors; NULL for skipped (int32) ones or once taken */
     unsigned char *q; /* uint8-quantized tensors: the raw bytes (until taken) */
     double qscale, qmin;
 } wtensor_t;

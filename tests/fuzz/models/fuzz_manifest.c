@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* uint8 tensors: every other one is taken as bytes + table, the rest as floats */
         unsigned char *q = NULL;
         float lut[256];
-        if (t->q != NULL && i % 2 == 0 && wmap_take_u8(&q, lut, &m, t->name, t->rank, s[0], s[1], s[2], s[3]) == 0) {
+        if (t->q != NULL && i % 2 == 0 &&
+            wmap_take_u8(&q, lut, &m, t->name, t->rank, s[0], s[1], s[2], s[3]) == 0) {
             volatile float sink = t->numel > 0 ? lut[q[t->numel - 1]] : 0.0f;
             (void)sink;
             free(q);
