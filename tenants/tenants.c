@@ -16,6 +16,7 @@
 #include <time.h>
 #include "common/codec.h"
 #include "common/error.h"
+#include "tenants/store.h"
 #include "tenants/tenants.h"
 
 #define MAP_SIZE ((size_t)1 << 30) /* 1 GiB of address space; the file grows as needed */
@@ -32,10 +33,6 @@
 #define KEY_PREFIX "pvk_"
 #define META_NEXT_ID "next_tenant_id"
 
-struct pv_tenants {
-    MDB_env *env;
-    MDB_dbi tenants, names, keys, meta;
-};
 
 struct pv_tenants_reader {
     pv_tenants_t *t;
@@ -45,7 +42,7 @@ struct pv_tenants_reader {
 static const char *scope_names[] = {"recognize", "events", "analytics", "erase"};
 
 /* The one place LMDB codes become PV_E* codes. */
-static int lmdb_err(int rc)
+int pv_tenants_lmdb_err(int rc)
 {
     switch (rc) {
     case MDB_SUCCESS:
@@ -317,24 +314,27 @@ int pv_tenants_open(pv_tenants_t **out, const char *dir)
         rc = PV_ENOMEM;
         goto out;
     }
-    if ((rc = lmdb_err(mdb_env_create(&t->env))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_env_create(&t->env))) != 0)
         goto out;
-    if ((rc = lmdb_err(mdb_env_set_maxdbs(t->env, MAX_DBS))) != 0 ||
-        (rc = lmdb_err(mdb_env_set_mapsize(t->env, MAP_SIZE))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_env_set_maxdbs(t->env, MAX_DBS))) != 0 ||
+        (rc = pv_tenants_lmdb_err(mdb_env_set_mapsize(t->env, MAP_SIZE))) != 0)
         goto out;
     /* MDB_NOTLS: a reader's transaction is not bound to a thread's slot, so it can be reset and renewed. */
     if ((rc = mdb_env_open(t->env, dir, MDB_NOTLS, 0600)) != 0) {
-        rc = rc > 0 && rc != ENOMEM ? -rc : lmdb_err(rc);
+        rc = rc > 0 && rc != ENOMEM ? -rc : pv_tenants_lmdb_err(rc);
         goto out;
     }
-    if ((rc = lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
         goto out;
-    if ((rc = lmdb_err(mdb_dbi_open(txn, "tenants", MDB_CREATE, &t->tenants))) != 0 ||
-        (rc = lmdb_err(mdb_dbi_open(txn, "tenant_names", MDB_CREATE, &t->names))) != 0 ||
-        (rc = lmdb_err(mdb_dbi_open(txn, "keys", MDB_CREATE, &t->keys))) != 0 ||
-        (rc = lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &t->meta))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "tenants", MDB_CREATE, &t->tenants))) != 0 ||
+        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "tenant_names", MDB_CREATE, &t->names))) != 0 ||
+        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "keys", MDB_CREATE, &t->keys))) != 0 ||
+        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &t->meta))) != 0 ||
+        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "visitors", MDB_CREATE, &t->visitors))) != 0 ||
+        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "visitor_ids", MDB_CREATE, &t->visitor_ids))) != 0 ||
+        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "outbox", MDB_CREATE, &t->outbox))) != 0)
         goto out;
-    rc = lmdb_err(mdb_txn_commit(txn));
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
     if (rc != 0)
         goto out;
@@ -363,14 +363,14 @@ static int get_tenant_txn(pv_tenants_t *t, MDB_txn *txn, pv_tenant_t *out, uint6
     uint8_t kb[8];
     put_be64(kb, id);
     MDB_val k = {sizeof(kb), kb}, v;
-    int rc = lmdb_err(mdb_get(txn, t->tenants, &k, &v));
+    int rc = pv_tenants_lmdb_err(mdb_get(txn, t->tenants, &k, &v));
     return rc != 0 ? rc : tenant_decode(out, &v);
 }
 
 static int find_id_txn(pv_tenants_t *t, MDB_txn *txn, uint64_t *id, const char *name)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
-    int rc = lmdb_err(mdb_get(txn, t->names, &k, &v));
+    int rc = pv_tenants_lmdb_err(mdb_get(txn, t->names, &k, &v));
     if (rc != 0)
         return rc;
     if (v.mv_size != 8)
@@ -397,7 +397,7 @@ int pv_tenants_create(pv_tenants_t *t, pv_tenant_t *out, const char *name, pv_te
     }
     if ((rc = pv_random_bytes(tn.secret, sizeof(tn.secret))) != 0)
         goto out;
-    if ((rc = lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
         goto out;
     MDB_val mk = {strlen(META_NEXT_ID), META_NEXT_ID};
     rc = mdb_get(txn, t->meta, &mk, &v);
@@ -408,7 +408,7 @@ int pv_tenants_create(pv_tenants_t *t, pv_tenant_t *out, const char *name, pv_te
         }
         id = get_le64(v.mv_data);
     } else if (rc != MDB_NOTFOUND) {
-        rc = lmdb_err(rc);
+        rc = pv_tenants_lmdb_err(rc);
         goto out;
     }
     tn.id = id;
@@ -419,20 +419,20 @@ int pv_tenants_create(pv_tenants_t *t, pv_tenant_t *out, const char *name, pv_te
 
     put_be64(idkey, id);
     MDB_val nk = {strlen(name), (void *)name}, nv = {sizeof(idkey), idkey};
-    if ((rc = lmdb_err(mdb_put(txn, t->names, &nk, &nv, MDB_NOOVERWRITE))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->names, &nk, &nv, MDB_NOOVERWRITE))) != 0)
         goto out; /* PV_EEXIST when the name is taken */
     tenant_encode(rec, &tn);
     MDB_val tk = {sizeof(idkey), idkey}, tv = {sizeof(rec), rec};
-    if ((rc = lmdb_err(mdb_put(txn, t->tenants, &tk, &tv, MDB_NOOVERWRITE))) != 0) {
+    if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->tenants, &tk, &tv, MDB_NOOVERWRITE))) != 0) {
         if (rc == PV_EEXIST)
             rc = PV_EFORMAT; /* the id counter is behind the records: a corrupt store */
         goto out;
     }
     put_le64(next, id + 1);
     MDB_val mv = {sizeof(next), next};
-    if ((rc = lmdb_err(mdb_put(txn, t->meta, &mk, &mv, 0))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->meta, &mk, &mv, 0))) != 0)
         goto out;
-    rc = lmdb_err(mdb_txn_commit(txn));
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
     if (rc == 0 && out != NULL)
         *out = tn;
@@ -447,7 +447,7 @@ out:
 int pv_tenants_get(pv_tenants_t *t, pv_tenant_t *out, uint64_t id)
 {
     MDB_txn *txn = NULL;
-    int rc = lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn));
+    int rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn));
     if (rc != 0)
         return rc;
     rc = get_tenant_txn(t, txn, out, id);
@@ -463,7 +463,7 @@ int pv_tenants_find(pv_tenants_t *t, pv_tenant_t *out, const char *name)
 
     if (pv_tenants_name_valid(name) != 0)
         return PV_EINVAL;
-    if ((rc = lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) != 0)
         return rc;
     if ((rc = find_id_txn(t, txn, &id, name)) == 0)
         rc = get_tenant_txn(t, txn, out, id);
@@ -483,9 +483,9 @@ int pv_tenants_list(pv_tenants_t *t, pv_tenant_t **out, size_t *count)
 
     *out = NULL;
     *count = 0;
-    if ((rc = lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) != 0)
         goto out;
-    if ((rc = lmdb_err(mdb_stat(txn, t->names, &st))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_stat(txn, t->names, &st))) != 0)
         goto out;
     if (st.ms_entries == 0)
         goto out;
@@ -493,7 +493,7 @@ int pv_tenants_list(pv_tenants_t *t, pv_tenant_t **out, size_t *count)
         rc = PV_ENOMEM;
         goto out;
     }
-    if ((rc = lmdb_err(mdb_cursor_open(txn, t->names, &cur))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->names, &cur))) != 0)
         goto out;
     /* tenant_names is ordered by name bytes, which gives the promised sort */
     for (op = MDB_FIRST; n < st.ms_entries && (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
@@ -505,7 +505,7 @@ int pv_tenants_list(pv_tenants_t *t, pv_tenant_t **out, size_t *count)
             goto out;
         n++;
     }
-    rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+    rc = rc == MDB_NOTFOUND ? 0 : pv_tenants_lmdb_err(rc);
     if (rc != 0)
         goto out;
     *out = arr;
@@ -534,37 +534,37 @@ int pv_tenants_delete(pv_tenants_t *t, const char *name)
 
     if (pv_tenants_name_valid(name) != 0)
         return PV_EINVAL;
-    if ((rc = lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
         goto out;
     if ((rc = find_id_txn(t, txn, &id, name)) != 0)
         goto out;
     MDB_val nk = {strlen(name), (void *)name};
-    if ((rc = lmdb_err(mdb_del(txn, t->names, &nk, NULL))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_del(txn, t->names, &nk, NULL))) != 0)
         goto out;
     put_be64(idkey, id);
     MDB_val tk = {sizeof(idkey), idkey};
     rc = mdb_del(txn, t->tenants, &tk, NULL);
     if (rc != 0 && rc != MDB_NOTFOUND) {
-        rc = lmdb_err(rc);
+        rc = pv_tenants_lmdb_err(rc);
         goto out;
     }
     /* Keys are few; a scan keeps the layout to one index. */
-    if ((rc = lmdb_err(mdb_cursor_open(txn, t->keys, &cur))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->keys, &cur))) != 0)
         goto out;
     for (op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
         pv_key_info_t ki;
         if (key_decode(&ki, NULL, &v) != 0 || ki.tenant_id != id)
             continue; /* another tenant's key; an unreadable record is left for inspection */
-        if ((rc = lmdb_err(mdb_cursor_del(cur, 0))) != 0)
+        if ((rc = pv_tenants_lmdb_err(mdb_cursor_del(cur, 0))) != 0)
             goto out;
     }
     if (rc != MDB_NOTFOUND) {
-        rc = lmdb_err(rc);
+        rc = pv_tenants_lmdb_err(rc);
         goto out;
     }
     mdb_cursor_close(cur);
     cur = NULL;
-    rc = lmdb_err(mdb_txn_commit(txn));
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
 out:
     if (cur != NULL)
@@ -592,7 +592,7 @@ int pv_keys_create(pv_tenants_t *t, pv_key_info_t *out, char *text, uint64_t ten
     if ((rc = pv_random_bytes(secret, sizeof(secret))) != 0 ||
         (rc = sha256(hash, secret, sizeof(secret))) != 0)
         goto out;
-    if ((rc = lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
         goto out;
     if ((rc = get_tenant_txn(t, txn, &tn, tenant_id)) != 0)
         goto out;
@@ -607,13 +607,13 @@ int pv_keys_create(pv_tenants_t *t, pv_key_info_t *out, char *text, uint64_t ten
         if ((rc = pv_random_bytes(idb, sizeof(idb))) != 0)
             goto out;
         MDB_val k = {sizeof(idb), idb}, v = {sizeof(rec), rec};
-        rc = lmdb_err(mdb_put(txn, t->keys, &k, &v, MDB_NOOVERWRITE));
+        rc = pv_tenants_lmdb_err(mdb_put(txn, t->keys, &k, &v, MDB_NOOVERWRITE));
         if (rc != PV_EEXIST)
             break;
     }
     if (rc != 0)
         goto out;
-    rc = lmdb_err(mdb_txn_commit(txn));
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
     if (rc != 0)
         goto out;
@@ -650,12 +650,12 @@ int pv_keys_list(pv_tenants_t *t, pv_key_info_t **out, size_t *count, uint64_t t
 
     *out = NULL;
     *count = 0;
-    if ((rc = lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) != 0)
         goto out;
     if ((rc = get_tenant_txn(t, txn, &tn, tenant_id)) != 0)
         goto out;
     OPENSSL_cleanse(&tn, sizeof(tn));
-    if ((rc = lmdb_err(mdb_cursor_open(txn, t->keys, &cur))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->keys, &cur))) != 0)
         goto out;
     for (op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
         pv_key_info_t ki;
@@ -680,7 +680,7 @@ int pv_keys_list(pv_tenants_t *t, pv_key_info_t **out, size_t *count, uint64_t t
         arr[n++] = ki;
     }
     if (rc != MDB_NOTFOUND) {
-        rc = lmdb_err(rc);
+        rc = pv_tenants_lmdb_err(rc);
         goto out;
     }
     rc = 0;
@@ -708,19 +708,19 @@ int pv_keys_revoke(pv_tenants_t *t, const char *key_id)
 
     if (pv_keys_id_valid(key_id) != 0 || pv_hex_decode(idb, key_id, sizeof(idb)) != 0)
         return PV_EINVAL;
-    if ((rc = lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
         goto out;
     MDB_val k = {sizeof(idb), idb};
-    if ((rc = lmdb_err(mdb_get(txn, t->keys, &k, &v))) != 0 || (rc = key_decode(&ki, hash, &v)) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_get(txn, t->keys, &k, &v))) != 0 || (rc = key_decode(&ki, hash, &v)) != 0)
         goto out;
     if (ki.revoked)
         goto out; /* idempotent: rc is 0, the abort below changes nothing */
     ki.revoked = 1;
     key_encode(rec, &ki, hash);
     MDB_val nv = {sizeof(rec), rec};
-    if ((rc = lmdb_err(mdb_put(txn, t->keys, &k, &nv, 0))) != 0)
+    if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->keys, &k, &nv, 0))) != 0)
         goto out;
-    rc = lmdb_err(mdb_txn_commit(txn));
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
 out:
     if (txn != NULL)
@@ -739,7 +739,7 @@ int pv_tenants_reader_create(pv_tenants_reader_t **out, pv_tenants_t *t)
     if (r == NULL)
         return PV_ENOMEM;
     r->t = t;
-    if ((rc = lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &r->txn))) != 0) {
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &r->txn))) != 0) {
         free(r);
         return rc;
     }
@@ -789,7 +789,7 @@ int pv_tenants_authenticate(pv_tenants_reader_t *r, pv_auth_t *out, const char *
     if ((rc = sha256(hash, secret, sizeof(secret))) != 0)
         goto out;
     if ((rc = mdb_txn_renew(r->txn)) != 0) {
-        rc = lmdb_err(rc) == PV_ELIMIT ? PV_ELIMIT : PV_ESTORE;
+        rc = pv_tenants_lmdb_err(rc) == PV_ELIMIT ? PV_ELIMIT : PV_ESTORE;
         goto out;
     }
     renewed = 1;
@@ -841,7 +841,7 @@ int pv_tenants_ping(pv_tenants_reader_t *r)
     MDB_stat st;
     int rc = mdb_txn_renew(r->txn);
     if (rc != 0)
-        return lmdb_err(rc) == PV_ELIMIT ? PV_ELIMIT : PV_ESTORE;
+        return pv_tenants_lmdb_err(rc) == PV_ELIMIT ? PV_ELIMIT : PV_ESTORE;
     rc = mdb_stat(r->txn, r->t->tenants, &st);
     mdb_txn_reset(r->txn);
     return rc == 0 ? 0 : PV_ESTORE;

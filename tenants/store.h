@@ -1,0 +1,21 @@
+/*
+ * Internal to tenants/: the store's LMDB handles, shared by tenants.c (tenants
+ * and keys) and visitors.c (visitor mappings and the analytics outbox). Not
+ * for other components: they use tenants.h and visitors.h.
+ */
+#ifndef PV_TENANTS_STORE_H
+#define PV_TENANTS_STORE_H
+
+#include <lmdb.h>
+#include "tenants/tenants.h"
+
+struct pv_tenants {
+    MDB_env *env;
+    MDB_dbi tenants, names, keys, meta;
+    MDB_dbi visitors, visitor_ids, outbox;
+};
+
+/* LMDB return codes -> PV_E* (the one translation of the store). */
+int pv_tenants_lmdb_err(int rc);
+
+#endif

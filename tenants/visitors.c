@@ -1,0 +1,309 @@
+/*
+ * Visitor mappings and the analytics outbox (see visitors.h). Keys are
+ * big-endian so LMDB orders them numerically: `visitors` (gid u64, tenant
+ * u64) -> record, which also lets an erasure find every tenant that maps a
+ * gid with one cursor range; `visitor_ids` (tenant u64, visitor ID text) ->
+ * gid u64; `outbox` (sequence u64) -> event JSON. A visitor record is
+ * ver u8, pad[7], first i64, last i64, visits u64 (little-endian).
+ */
+#include <jansson.h>
+#include <lmdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/codec.h"
+#include "common/error.h"
+#include "tenants/store.h"
+#include "tenants/visitors.h"
+
+#define VIS_REC_VERSION 1
+#define VIS_REC_SIZE 32
+#define EVENT_MAX 1024
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int get_visitor_txn(pv_tenants_t *t, MDB_txn *txn, uint64_t gid, uint64_t tenant, pv_visitor_t *out)
+{
+    uint8_t k[16];
+    put_be64(k, gid);
+    put_be64(k + 8, tenant);
+    MDB_val key = {sizeof(k), k}, val;
+    int rc = pv_tenants_lmdb_err(mdb_get(txn, t->visitors, &key, &val));
+    if (rc != 0)
+        return rc;
+    const uint8_t *p = val.mv_data;
+    if (val.mv_size != VIS_REC_SIZE || p[0] != VIS_REC_VERSION)
+        return PV_EFORMAT;
+    out->gid = gid;
+    out->first_seen_ms = (int64_t)get_le64(p + 8);
+    out->last_seen_ms = (int64_t)get_le64(p + 16);
+    out->visits = get_le64(p + 24);
+    return 0;
+}
+
+/* Appends one event to the outbox at the next sequence number. */
+static int outbox_append(pv_tenants_t *t, MDB_txn *txn, json_t *ev)
+{
+    uint8_t id[16], k[8];
+    char hex[33];
+    int rc;
+    MDB_cursor *c = NULL;
+    MDB_val key, val;
+    uint64_t seq = 1;
+
+    if (ev == NULL || pv_random_bytes(id, sizeof(id)) != 0) {
+        json_decref(ev);
+        return PV_ENOMEM;
+    }
+    pv_hex_encode(hex, id, sizeof(id));
+    json_object_set_new(ev, "event_id", json_string(hex));
+    char *text = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(ev);
+    if (text == NULL)
+        return PV_ENOMEM;
+    if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->outbox, &c))) != 0)
+        goto out;
+    rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
+    if (rc == MDB_SUCCESS && key.mv_size == 8)
+        seq = get_be64(key.mv_data) + 1;
+    else if (rc != MDB_NOTFOUND && (rc = pv_tenants_lmdb_err(rc)) != 0)
+        goto out;
+    put_be64(k, seq);
+    key = (MDB_val){sizeof(k), k};
+    val = (MDB_val){strlen(text), text};
+    rc = pv_tenants_lmdb_err(mdb_put(txn, t->outbox, &key, &val, MDB_APPEND));
+out:
+    if (c != NULL)
+        mdb_cursor_close(c);
+    free(text);
+    return rc;
+}
+
+int pv_visits_record(pv_tenants_t *t, const pv_tenant_t *tn, const pv_visit_t *v, size_t n, pv_visitor_t *out)
+{
+    MDB_txn *txn = NULL;
+    int rc;
+    if (n > PV_VISITS_MAX)
+        return PV_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].gid == 0 || v[i].location == NULL || v[i].camera == NULL)
+            return PV_EINVAL;
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        pv_visitor_t *o = &out[i];
+        memset(o, 0, sizeof(*o));
+        if ((rc = pv_visitor_id_encode(o->id, tn->secret, tn->id, v[i].gid)) != 0)
+            break;
+        rc = get_visitor_txn(t, txn, v[i].gid, tn->id, o);
+        if (rc == PV_ENOTFOUND) {
+            o->gid = v[i].gid;
+            o->first_seen_ms = o->last_seen_ms = v[i].ts_ms;
+            o->visits = 0;
+            /* the reverse mapping, written once per (tenant, visitor) */
+            uint8_t rk[8 + PV_VISITOR_ID_LEN], gv[8];
+            put_be64(rk, tn->id);
+            memcpy(rk + 8, o->id, PV_VISITOR_ID_LEN);
+            put_be64(gv, v[i].gid);
+            MDB_val key = {sizeof(rk), rk}, val = {sizeof(gv), gv};
+            rc = pv_tenants_lmdb_err(mdb_put(txn, t->visitor_ids, &key, &val, 0));
+        }
+        if (rc != 0)
+            break;
+        if (v[i].ts_ms < o->first_seen_ms)
+            o->first_seen_ms = v[i].ts_ms;
+        if (v[i].ts_ms > o->last_seen_ms)
+            o->last_seen_ms = v[i].ts_ms;
+        o->visits++;
+        uint8_t k[16], rec[VIS_REC_SIZE] = {VIS_REC_VERSION};
+        put_be64(k, v[i].gid);
+        put_be64(k + 8, tn->id);
+        put_le64(rec + 8, (uint64_t)o->first_seen_ms);
+        put_le64(rec + 16, (uint64_t)o->last_seen_ms);
+        put_le64(rec + 24, o->visits);
+        MDB_val key = {sizeof(k), k}, val = {sizeof(rec), rec};
+        if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->visitors, &key, &val, 0))) != 0)
+            break;
+        json_t *ev =
+            json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s}", "type", "visit", "tenant_id", (json_int_t)tn->id,
+                      "visitor", o->id, "location", v[i].location, "camera", v[i].camera, "ts_ms",
+                      (json_int_t)v[i].ts_ms, "status", v[i].is_new ? "new" : "returning");
+        if (ev != NULL && v[i].distance >= 0)
+            json_object_set_new(ev, "distance", json_real(v[i].distance));
+        rc = outbox_append(t, txn, ev);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return pv_tenants_lmdb_err(mdb_txn_commit(txn));
+}
+
+int pv_visitor_of_gid(pv_tenants_t *t, const pv_tenant_t *tn, uint64_t gid, pv_visitor_t *out)
+{
+    MDB_txn *txn = NULL;
+    memset(out, 0, sizeof(*out));
+    int rc = pv_visitor_id_encode(out->id, tn->secret, tn->id, gid);
+    if (rc != 0)
+        return rc;
+    out->gid = gid;
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) != 0)
+        return rc;
+    rc = get_visitor_txn(t, txn, gid, tn->id, out);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* Decodes text and checks the tenant knows the visitor, inside txn. */
+static int find_txn(pv_tenants_t *t, MDB_txn *txn, const pv_tenant_t *tn, const char *text, size_t len,
+                    pv_visitor_t *out)
+{
+    uint64_t gid;
+    memset(out, 0, sizeof(*out));
+    if (pv_visitor_id_decode(&gid, tn->secret, tn->id, text, len) != 0 || len != PV_VISITOR_ID_LEN)
+        return PV_ENOTFOUND;
+    memcpy(out->id, text, PV_VISITOR_ID_LEN);
+    out->id[PV_VISITOR_ID_LEN] = '\0';
+    return get_visitor_txn(t, txn, gid, tn->id, out);
+}
+
+int pv_visitor_get(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, size_t len, pv_visitor_t *out)
+{
+    MDB_txn *txn = NULL;
+    int rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn));
+    if (rc != 0)
+        return rc;
+    rc = find_txn(t, txn, tn, text, len, out);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int pv_visitor_erase(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, size_t len, uint64_t *gid,
+                     size_t *others)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    pv_visitor_t v;
+    int rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn));
+    if (rc != 0)
+        return rc;
+    *others = 0;
+    if ((rc = find_txn(t, txn, tn, text, len, &v)) != 0)
+        goto out;
+    *gid = v.gid;
+    uint8_t k[16], rk[8 + PV_VISITOR_ID_LEN];
+    put_be64(k, v.gid);
+    put_be64(k + 8, tn->id);
+    put_be64(rk, tn->id);
+    memcpy(rk + 8, v.id, PV_VISITOR_ID_LEN);
+    MDB_val key = {sizeof(k), k}, rkey = {sizeof(rk), rk}, val;
+    if ((rc = pv_tenants_lmdb_err(mdb_del(txn, t->visitors, &key, NULL))) != 0)
+        goto out;
+    rc = pv_tenants_lmdb_err(mdb_del(txn, t->visitor_ids, &rkey, NULL));
+    if (rc != 0 && rc != PV_ENOTFOUND)
+        goto out;
+    /* other tenants that still map this gid: keys (gid, *) */
+    if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->visitors, &c))) != 0)
+        goto out;
+    uint8_t lo[16] = {0};
+    put_be64(lo, v.gid);
+    key = (MDB_val){sizeof(lo), lo};
+    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != 16 || get_be64(key.mv_data) != v.gid)
+            break;
+        (*others)++;
+    }
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        goto out_lmdb;
+    mdb_cursor_close(c);
+    c = NULL;
+    /* the erasure record carries no visitor ID: only that one happened */
+    json_t *ev = json_pack("{s:s, s:I, s:I}", "type", "erasure", "tenant_id", (json_int_t)tn->id, "visits",
+                           (json_int_t)v.visits);
+    if ((rc = outbox_append(t, txn, ev)) != 0)
+        goto out;
+    /* the visitor's own events still waiting in the outbox are its data too: the writer
+     * applies the erasure after them in sequence order, so PostgreSQL ends without them */
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
+    txn = NULL;
+    goto out;
+out_lmdb:
+    rc = pv_tenants_lmdb_err(rc);
+out:
+    if (c != NULL)
+        mdb_cursor_close(c);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    return rc;
+}
+
+int pv_outbox_stat(pv_tenants_t *t, uint64_t *count, uint64_t *last_seq)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    MDB_stat st;
+    MDB_val key, val;
+    int rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn));
+    if (rc != 0)
+        return rc;
+    *count = *last_seq = 0;
+    if ((rc = pv_tenants_lmdb_err(mdb_stat(txn, t->outbox, &st))) == 0 &&
+        (rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->outbox, &c))) == 0) {
+        *count = st.ms_entries;
+        int r = mdb_cursor_get(c, &key, &val, MDB_LAST);
+        if (r == MDB_SUCCESS && key.mv_size == 8)
+            *last_seq = get_be64(key.mv_data);
+        else if (r != MDB_NOTFOUND)
+            rc = pv_tenants_lmdb_err(r);
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int pv_outbox_get(pv_tenants_t *t, uint64_t seq, char *buf, size_t size)
+{
+    MDB_txn *txn = NULL;
+    uint8_t k[8];
+    put_be64(k, seq);
+    MDB_val key = {sizeof(k), k}, val;
+    int rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn));
+    if (rc != 0)
+        return rc;
+    if ((rc = pv_tenants_lmdb_err(mdb_get(txn, t->outbox, &key, &val))) == 0) {
+        if (val.mv_size + 1 > size) {
+            rc = PV_ELIMIT;
+        } else {
+            memcpy(buf, val.mv_data, val.mv_size);
+            buf[val.mv_size] = '\0';
+        }
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}

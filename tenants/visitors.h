@@ -1,0 +1,72 @@
+/*
+ * Visitors: the per-tenant face of a global identity, in the tenants store.
+ * `visitors` maps (gid, tenant) -> first/last seen and visit count;
+ * `visitor_ids` maps (tenant, visitor ID) -> gid; `outbox` holds the
+ * analytics events (sequence -> JSON) until the writer delivers them. A
+ * recognition's visitor updates and its visit events commit in one LMDB
+ * transaction, so an acknowledged visit is never missing from the outbox
+ * and the outbox never holds a visit the counters do not.
+ */
+#ifndef PV_TENANTS_VISITORS_H
+#define PV_TENANTS_VISITORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "tenants/tenants.h"
+#include "tenants/visitor_id.h"
+
+#define PV_VISITS_MAX 64 /* visits recorded in one transaction (faces of one image) */
+
+typedef struct {
+    char id[PV_VISITOR_ID_LEN + 1]; /* the tenant's visitor ID */
+    uint64_t gid;                   /* internal; never shown to a tenant */
+    int64_t first_seen_ms, last_seen_ms;
+    uint64_t visits;
+} pv_visitor_t;
+
+/* One visit to record. Labels may be "" (not NULL). */
+typedef struct {
+    uint64_t gid;
+    int64_t ts_ms;
+    const char *location, *camera;
+    int is_new;      /* the identity was enrolled by this visit */
+    double distance; /* to the identity; negative when new */
+} pv_visit_t;
+
+/*
+ * Records n visits of tenant tn in one transaction: creates or updates each
+ * visitor (first seen = earliest, last seen = latest visit time, visits + 1)
+ * and appends one visit event per face to the outbox. out[i] receives the
+ * visitor after the update. Errors: PV_EINVAL (n > PV_VISITS_MAX, gid 0),
+ * PV_ESTORE / PV_ELIMIT (LMDB); nothing is written on error.
+ */
+int pv_visits_record(pv_tenants_t *t, const pv_tenant_t *tn, const pv_visit_t *v, size_t n,
+                     pv_visitor_t *out);
+
+/* The visitor ID of gid for tenant tn, and its record when the tenant has
+ * seen it (PV_ENOTFOUND otherwise; out->id is set either way). */
+int pv_visitor_of_gid(pv_tenants_t *t, const pv_tenant_t *tn, uint64_t gid, pv_visitor_t *out);
+
+/* Looks a visitor ID up for tenant tn. PV_ENOTFOUND when the text is not a
+ * visitor ID of this tenant (malformed, forged, another tenant's) or the
+ * tenant never saw that visitor (or erased it). */
+int pv_visitor_get(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, size_t len, pv_visitor_t *out);
+
+/*
+ * Erases visitor `text` of tenant tn: both mappings go and an erasure event
+ * (without the visitor ID's gid) is appended to the outbox, in one
+ * transaction. *gid receives the identity and *others how many other
+ * tenants still map it (0: the caller removes the identity's exemplars).
+ * PV_ENOTFOUND as pv_visitor_get().
+ */
+int pv_visitor_erase(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, size_t len, uint64_t *gid,
+                     size_t *others);
+
+/* Events waiting in the outbox and the highest sequence number used. */
+int pv_outbox_stat(pv_tenants_t *t, uint64_t *count, uint64_t *last_seq);
+
+/* Copies event `seq` (JSON text, NUL-terminated) into buf (size bytes);
+ * PV_ENOTFOUND when there is none, PV_ELIMIT when buf is too small. */
+int pv_outbox_get(pv_tenants_t *t, uint64_t seq, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * Unit tests of the visitor mappings and the outbox (tenants/visitors.c) on
+ * a real LMDB store in a mkdtemp directory: counters and times, one
+ * transaction per image, tenant isolation (B can neither read nor erase A's
+ * visitors, and the same person has unlinkable IDs), forged IDs, erasure and
+ * the events it leaves in the outbox, persistence across a reopen.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "common/error.h"
+#include "tenants/tenants.h"
+#include "tenants/visitors.h"
+
+typedef struct {
+    char dir[64];
+    pv_tenants_t *t;
+    pv_tenant_t a, b;
+} fixture_t;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/pv_visitors_XXXXXX");
+    if (mkdtemp(f->dir) == NULL || pv_tenants_open(&f->t, f->dir) != 0 ||
+        pv_tenants_create(f->t, &f->a, "store-a", PV_TENANT_NETWORK, 90) != 0 ||
+        pv_tenants_create(f->t, &f->b, "store-b", PV_TENANT_NETWORK, 90) != 0) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    pv_tenants_close(f->t);
+    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void test_record_and_get(void **state)
+{
+    fixture_t *f = *state;
+    pv_visit_t v[2] = {
+        {.gid = 101, .ts_ms = 5000, .location = "paris-1", .camera = "door", .is_new = 1, .distance = -1},
+        {.gid = 202, .ts_ms = 5000, .location = "paris-1", .camera = "door", .is_new = 0, .distance = 0.31}};
+    pv_visitor_t out[2], got;
+    assert_int_equal(pv_visits_record(f->t, &f->a, v, 2, out), 0);
+    assert_int_equal(out[0].visits, 1);
+    assert_int_equal(out[0].first_seen_ms, 5000);
+    assert_string_not_equal(out[0].id, out[1].id);
+    /* a second visit, earlier in time (a delayed upload), then a later one */
+    v[0].ts_ms = 3000;
+    assert_int_equal(pv_visits_record(f->t, &f->a, v, 1, out), 0);
+    v[0].ts_ms = 9000;
+    assert_int_equal(pv_visits_record(f->t, &f->a, v, 1, out), 0);
+    assert_int_equal(out[0].visits, 3);
+    assert_int_equal(out[0].first_seen_ms, 3000);
+    assert_int_equal(out[0].last_seen_ms, 9000);
+    assert_int_equal(pv_visitor_get(f->t, &f->a, out[0].id, strlen(out[0].id), &got), 0);
+    assert_int_equal(got.gid, 101);
+    assert_int_equal(got.visits, 3);
+    assert_string_equal(got.id, out[0].id);
+    /* outbox: 4 visit events, in order, with what a report needs and no gid */
+    uint64_t n, last;
+    char ev[1024];
+    assert_int_equal(pv_outbox_stat(f->t, &n, &last), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(last, 4);
+    assert_int_equal(pv_outbox_get(f->t, 2, ev, sizeof(ev)), 0);
+    assert_non_null(strstr(ev, "\"type\":\"visit\""));
+    assert_non_null(strstr(ev, "\"status\":\"returning\""));
+    assert_non_null(strstr(ev, "\"location\":\"paris-1\""));
+    assert_non_null(strstr(ev, "\"event_id\":\""));
+    assert_null(strstr(ev, "gid"));
+    assert_int_equal(pv_outbox_get(f->t, 99, ev, sizeof(ev)), PV_ENOTFOUND);
+    assert_int_equal(pv_outbox_get(f->t, 1, ev, 8), PV_ELIMIT);
+}
+
+static void test_isolation_and_forgery(void **state)
+{
+    fixture_t *f = *state;
+    pv_visit_t v = {.gid = 77, .ts_ms = 1, .location = "", .camera = "", .distance = -1};
+    pv_visitor_t a, b, got;
+    assert_int_equal(pv_visits_record(f->t, &f->a, &v, 1, &a), 0);
+    /* B has not seen the person: A's ID means nothing to B */
+    assert_int_equal(pv_visitor_get(f->t, &f->b, a.id, strlen(a.id), &got), PV_ENOTFOUND);
+    uint64_t gid;
+    size_t others;
+    assert_int_equal(pv_visitor_erase(f->t, &f->b, a.id, strlen(a.id), &gid, &others), PV_ENOTFOUND);
+    assert_int_equal(pv_visitor_get(f->t, &f->a, a.id, strlen(a.id), &got), 0);
+    /* the same person at B: another, unlinkable ID */
+    assert_int_equal(pv_visits_record(f->t, &f->b, &v, 1, &b), 0);
+    assert_string_not_equal(a.id, b.id);
+    assert_int_equal(pv_visitor_get(f->t, &f->b, a.id, strlen(a.id), &got), PV_ENOTFOUND);
+    /* forged, truncated and mistyped IDs */
+    char forged[PV_VISITOR_ID_LEN + 1];
+    memcpy(forged, a.id, sizeof(forged));
+    forged[10] = forged[10] == 'A' ? 'B' : 'A';
+    assert_int_equal(pv_visitor_get(f->t, &f->a, forged, strlen(forged), &got), PV_ENOTFOUND);
+    assert_int_equal(pv_visitor_get(f->t, &f->a, a.id, strlen(a.id) - 1, &got), PV_ENOTFOUND);
+    assert_int_equal(pv_visitor_get(f->t, &f->a, "", 0, &got), PV_ENOTFOUND);
+    assert_int_equal(pv_visitor_get(f->t, &f->a, "vis_../../etc/passwd", 20, &got), PV_ENOTFOUND);
+}
+
+static void test_erase(void **state)
+{
+    fixture_t *f = *state;
+    pv_visit_t v = {.gid = 555, .ts_ms = 10, .location = "l", .camera = "c", .distance = -1};
+    pv_visitor_t a, b, got;
+    uint64_t gid, n0, n1, last;
+    size_t others;
+    char ev[1024];
+    assert_int_equal(pv_visits_record(f->t, &f->a, &v, 1, &a), 0);
+    assert_int_equal(pv_visits_record(f->t, &f->b, &v, 1, &b), 0);
+    assert_int_equal(pv_outbox_stat(f->t, &n0, &last), 0);
+    assert_int_equal(pv_visitor_erase(f->t, &f->a, a.id, strlen(a.id), &gid, &others), 0);
+    assert_int_equal(gid, 555);
+    assert_int_equal(others, 1); /* B still maps the identity: its exemplars stay */
+    assert_int_equal(pv_visitor_get(f->t, &f->a, a.id, strlen(a.id), &got), PV_ENOTFOUND);
+    assert_int_equal(pv_visitor_erase(f->t, &f->a, a.id, strlen(a.id), &gid, &others), PV_ENOTFOUND);
+    assert_int_equal(pv_outbox_stat(f->t, &n1, &last), 0);
+    assert_int_equal(n1, n0 + 1);
+    assert_int_equal(pv_outbox_get(f->t, last, ev, sizeof(ev)), 0);
+    assert_non_null(strstr(ev, "\"type\":\"erasure\""));
+    assert_null(strstr(ev, a.id));
+    assert_int_equal(pv_visitor_get(f->t, &f->b, b.id, strlen(b.id), &got), 0);
+    assert_int_equal(pv_visitor_erase(f->t, &f->b, b.id, strlen(b.id), &gid, &others), 0);
+    assert_int_equal(others, 0);
+    /* seen again after erasure: a fresh visitor (same ID, since it is computed), count restarts */
+    assert_int_equal(pv_visits_record(f->t, &f->a, &v, 1, &got), 0);
+    assert_string_equal(got.id, a.id);
+    assert_int_equal(got.visits, 1);
+}
+
+static void test_bad_input_and_reopen(void **state)
+{
+    fixture_t *f = *state;
+    pv_visit_t v[PV_VISITS_MAX + 1];
+    pv_visitor_t out[PV_VISITS_MAX + 1];
+    uint64_t n, last;
+    for (int i = 0; i <= PV_VISITS_MAX; i++)
+        v[i] = (pv_visit_t){.gid = (uint64_t)i + 1, .ts_ms = 1, .location = "", .camera = "", .distance = -1};
+    assert_int_equal(pv_visits_record(f->t, &f->a, v, PV_VISITS_MAX + 1, out), PV_EINVAL);
+    v[3].gid = 0;
+    assert_int_equal(pv_visits_record(f->t, &f->a, v, 5, out), PV_EINVAL);
+    assert_int_equal(pv_outbox_stat(f->t, &n, &last), 0);
+    assert_int_equal(n, 0); /* nothing half-written */
+    v[3].gid = 4;
+    assert_int_equal(pv_visits_record(f->t, &f->a, v, PV_VISITS_MAX, out), 0);
+    pv_tenants_close(f->t);
+    assert_int_equal(pv_tenants_open(&f->t, f->dir), 0);
+    pv_visitor_t got;
+    assert_int_equal(pv_visitor_get(f->t, &f->a, out[7].id, strlen(out[7].id), &got), 0);
+    assert_int_equal(got.gid, 8);
+    assert_int_equal(pv_outbox_stat(f->t, &n, &last), 0);
+    assert_int_equal(n, PV_VISITS_MAX);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_record_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_isolation_and_forgery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_and_reopen, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("tenants_visitors", tests, NULL, NULL);
+}
