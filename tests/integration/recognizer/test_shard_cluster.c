@@ -5,7 +5,8 @@
  * as one in-process gallery holding the same data; one shard killed ->
  * answers marked degraded, enrolments that hash to it fail with PV_EUNAVAIL
  * and nothing lands anywhere else; the shard restarted -> full answers with
- * nothing lost; bad input to every endpoint -> 4xx with a JSON error, and the
+ * nothing lost; a hung shard (SIGSTOP) -> degraded after the client's
+ * timeout; bad input to every endpoint -> 4xx with a JSON error, and the
  * shard keeps serving; SIGTERM -> every shard exits 0.
  *   test_shard_cluster PRIVID_SHARD GALLERY_DATA_DIR
  * Every child dies with this process (PR_SET_PDEATHSIG) and is killed at
@@ -350,6 +351,7 @@ static void bad_input(pv_shards_t *cl, uint64_t existing_gid)
     putf(a_nan + PV_SHARD_HDR_SIZE + 24, NAN);
     uint8_t *a_dim = VARIANT(a1, sizeof(a1));
     put32(a_dim + PV_SHARD_HDR_SIZE + 20, 256);
+    uint8_t *a_long = VARIANT(a1, sizeof(a1)); /* sent with 3 bytes more (zeros) */
     uint8_t *r_gid0 = VARIANT(r1, sizeof(r1));
     memset(r_gid0 + PV_SHARD_HDR_SIZE, 0, 8);
 #undef VARIANT
@@ -395,7 +397,7 @@ static void bad_input(pv_shards_t *cl, uint64_t existing_gid)
         {"add unknown gid", "POST", "/v1/shard/add", ct, a_unknown, sizeof(a1), 404},
         {"add NaN", "POST", "/v1/shard/add", ct, a_nan, sizeof(a1), 422},
         {"add dim 256", "POST", "/v1/shard/add", ct, a_dim, sizeof(a1), 422},
-        {"add wrong size", "POST", "/v1/shard/add", ct, a1, sizeof(a1) + 3, 400},
+        {"add wrong size", "POST", "/v1/shard/add", ct, a_long, sizeof(a1) + 3, 400},
         {"remove unknown gid", "POST", "/v1/shard/remove", ct, r1, sizeof(r1), 404},
         {"remove gid 0", "POST", "/v1/shard/remove", ct, r_gid0, sizeof(r1), 422},
         {"remove wrong size", "POST", "/v1/shard/remove", ct, r1, sizeof(r1) - 1, 400},
@@ -514,7 +516,7 @@ int main(int argc, char **argv)
         uint64_t gid = mix(100000 + i) | 1, id = 5000 + i;
         synth_exemplar(v, DIM, SEED, id, 0);
         int r = pv_shards_enroll(cl, &got, gid, 0, v, 0.8f, 0);
-        if (pv_shards_shard_of(cl, gid) == victim) {
+        if (pv_shards_shard_of(cl, gid) == (uint32_t)victim) {
             CHECK(r == PV_EUNAVAIL);
             refused[nrefused++] = i;
         } else {
@@ -562,6 +564,28 @@ int main(int argc, char **argv)
     expect_count[victim]--;
     CHECK(pv_shards_remove(cl, on_victim) == PV_ENOTFOUND);
     compare(cl, 0, "after a removal");
+
+    /* a shard that hangs (SIGSTOP): a client with a short timeout answers
+     * degraded once the timeout expires, then full again after SIGCONT */
+    {
+        pv_shards_remote_config_t quick = rc;
+        quick.timeout_ms = 300;
+        pv_shards_t *qc = NULL;
+        REQUIRE(pv_shards_open_remote(&qc, &quick) == 0);
+        compare(qc, 0, "before the hang");
+        const int hung = 2;
+        kill(pids[hung], SIGSTOP);
+        int64_t t = now_ms();
+        compare(qc, 1ull << hung, "shard 2 hung");
+        int64_t el = now_ms() - t;
+        if (el < 250 || el > 2000)
+            fprintf(stderr, "degraded answer took %lld ms with a 300 ms timeout\n", (long long)el);
+        CHECK(el >= 250 && el <= 2000);
+        kill(pids[hung], SIGCONT);
+        usleep((DOWN_MS + 50) * 1000);
+        compare(qc, 0, "shard 2 resumed");
+        pv_shards_close(qc);
+    }
 
     uint64_t on_first = 0; /* an identity shard 0 holds: enrolling it again there is a conflict */
     for (int i = 0; i < NFACES && on_first == 0; i++)
