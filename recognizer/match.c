@@ -20,19 +20,19 @@ void pv_match_config_init(pv_match_config_t *cfg)
 {
     /* Calibrated on ../shared/faces-dev, tiny and SSD detectors: MATCHING.md. */
     *cfg = (pv_match_config_t){
-        .match_dist = 0.55,
-        .enroll_dist = 0.65,
-        .min_face_px = 40,
+        .match_dist = 0.50,
+        .enroll_dist = 0.58,
+        .min_face_px = 48,
         .min_sharpness = 40,
         .max_yaw_deg = 45,
         .min_score = 0.5,
         .exemplar_min_dist = 0.15,
-        .exemplar_max_dist = 0.5,
+        .exemplar_max_dist = 0.50,
         .exemplar_min_face_px = 64,
         .exemplar_min_sharpness = 80,
         .exemplar_max_yaw_deg = 30,
-        .conf_mid = 0.6,
-        .conf_scale = 0.03,
+        .conf_mid = 0.644,
+        .conf_scale = 0.020,
     };
 }
 
