@@ -40,10 +40,18 @@ int pv_match_config_check(const pv_match_config_t *c)
 {
     if (c == NULL)
         return PV_EINVAL;
-    const double all[] = {c->match_dist,           c->enroll_dist,          c->min_face_px,
-                          c->min_sharpness,        c->max_yaw_deg,          c->min_score,
-                          c->exemplar_min_dist,    c->exemplar_max_dist,    c->exemplar_min_face_px,
-                          c->exemplar_min_sharpness, c->exemplar_max_yaw_deg, c->conf_mid,
+    const double all[] = {c->match_dist,
+                          c->enroll_dist,
+                          c->min_face_px,
+                          c->min_sharpness,
+                          c->max_yaw_deg,
+                          c->min_score,
+                          c->exemplar_min_dist,
+                          c->exemplar_max_dist,
+                          c->exemplar_min_face_px,
+                          c->exemplar_min_sharpness,
+                          c->exemplar_max_yaw_deg,
+                          c->conf_mid,
                           c->conf_scale};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (!isfinite(all[i]) || all[i] < 0)
@@ -130,7 +138,8 @@ static int exemplar_worthy(const pv_match_config_t *cfg, const pv_face_t *f, dou
 {
     float dist = (float)distance; /* a hit's float distance, compared like the bands */
     return dist >= (float)cfg->exemplar_min_dist && dist < (float)cfg->exemplar_max_dist && !f->border &&
-           f->quality.face_px >= cfg->exemplar_min_face_px && f->quality.sharpness >= cfg->exemplar_min_sharpness &&
+           f->quality.face_px >= cfg->exemplar_min_face_px &&
+           f->quality.sharpness >= cfg->exemplar_min_sharpness &&
            fabs(f->quality.yaw_deg) <= cfg->exemplar_max_yaw_deg;
 }
 
@@ -169,8 +178,8 @@ static int holder_of(const uint64_t *held, size_t nfaces, uint64_t gid)
     return -1;
 }
 
-int pv_match_decide(pv_match_decision_t *out, const pv_match_config_t *cfg, const pv_face_t *faces, size_t nfaces,
-                    const pv_gallery_hit_t *hits, size_t k)
+int pv_match_decide(pv_match_decision_t *out, const pv_match_config_t *cfg, const pv_face_t *faces,
+                    size_t nfaces, const pv_gallery_hit_t *hits, size_t k)
 {
     pv_match_config_t defaults;
     size_t ncand[PV_FACE_MAX_FACES], cursor[PV_FACE_MAX_FACES];

@@ -48,8 +48,8 @@ typedef struct pv_match_config {
      * is in [exemplar_min_dist, exemplar_max_dist) (diverse, yet surely the
      * same person), it passes the stricter exemplar quality below, and the
      * detection was not cut by the image border. */
-    double exemplar_min_dist;   /* below: a near-duplicate of a kept exemplar, adds nothing */
-    double exemplar_max_dist;   /* at or above: too uncertain to grow the identity with (<= match_dist) */
+    double exemplar_min_dist; /* below: a near-duplicate of a kept exemplar, adds nothing */
+    double exemplar_max_dist; /* at or above: too uncertain to grow the identity with (<= match_dist) */
     double exemplar_min_face_px;
     double exemplar_min_sharpness;
     double exemplar_max_yaw_deg;
@@ -61,9 +61,9 @@ typedef struct pv_match_config {
 
 typedef struct pv_match_decision {
     pv_match_status_t status;
-    uint64_t gid;       /* RETURNING: the identity joined; 0 otherwise */
-    double distance;    /* RETURNING: to gid; otherwise to the nearest candidate given (INFINITY: none) */
-    double confidence;  /* pv_match_confidence(cfg, distance): in [0, 1], 0 when distance is INFINITY */
+    uint64_t gid;         /* RETURNING: the identity joined; 0 otherwise */
+    double distance;      /* RETURNING: to gid; otherwise to the nearest candidate given (INFINITY: none) */
+    double confidence;    /* pv_match_confidence(cfg, distance): in [0, 1], 0 when distance is INFINITY */
     unsigned low_quality; /* PV_MATCH_LQ_* bits that held; 0 unless LOW_QUALITY */
     int add_exemplar;     /* 1: RETURNING and worth keeping as an exemplar of gid (pv_gallery_add) */
     int lost_to;          /* UNENROLLED because face lost_to of this image took its nearest identity;
@@ -110,8 +110,8 @@ int pv_match_config_check(const pv_match_config_t *cfg);
  * negative, or the candidates of a face out of order); *out is then
  * undefined. A gid listed twice for one face is harmless.
  */
-int pv_match_decide(pv_match_decision_t *out, const pv_match_config_t *cfg, const pv_face_t *faces, size_t nfaces,
-                    const pv_gallery_hit_t *hits, size_t k);
+int pv_match_decide(pv_match_decision_t *out, const pv_match_config_t *cfg, const pv_face_t *faces,
+                    size_t nfaces, const pv_gallery_hit_t *hits, size_t k);
 
 /* Confidence that a face at `distance` from an identity is that person:
  * the logistic of MATCHING.md, strictly decreasing in distance, 1/2 at

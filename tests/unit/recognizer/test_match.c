@@ -406,8 +406,8 @@ static void test_conflict(void **state)
     assert_int_equal(d[1].lost_to, 0);
 
     /* a chain: three faces over two identities; ties go to the lower index */
-    pv_gallery_hit_t h4[6] = {hit(1, 0.2f), hit(2, 0.3f), hit(1, 0.2f), hit(2, 0.25f), hit(2, 0.1f),
-                              hit(1, 0.45f)};
+    pv_gallery_hit_t h4[6] = {hit(1, 0.2f),  hit(2, 0.3f), hit(1, 0.2f),
+                              hit(2, 0.25f), hit(2, 0.1f), hit(1, 0.45f)};
     assert_int_equal(pv_match_decide(d, &c, f, 3, h4, 2), 0);
     assert_int_equal(d[2].gid, 2); /* 0.1 first */
     assert_int_equal(d[0].gid, 1); /* 0.2 tie: face 0 before face 1 */
@@ -522,14 +522,14 @@ static void test_bad_config(void **state)
     assert_true(ok.match_dist < ok.enroll_dist);
     assert_int_equal(pv_match_config_check(NULL), PV_EINVAL);
 
-#define BAD(stmt)                                                                                             \
-    do {                                                                                                      \
-        c = ok;                                                                                               \
-        stmt;                                                                                                 \
-        assert_int_equal(pv_match_config_check(&c), PV_EINVAL);                                               \
-        pv_face_t f_ = synth();                                                                               \
-        pv_match_decision_t d_;                                                                               \
-        assert_int_equal(pv_match_decide(&d_, &c, &f_, 1, NULL, 0), PV_EINVAL);                               \
+#define BAD(stmt)                                                                                            \
+    do {                                                                                                     \
+        c = ok;                                                                                              \
+        stmt;                                                                                                \
+        assert_int_equal(pv_match_config_check(&c), PV_EINVAL);                                              \
+        pv_face_t f_ = synth();                                                                              \
+        pv_match_decision_t d_;                                                                              \
+        assert_int_equal(pv_match_decide(&d_, &c, &f_, 1, NULL, 0), PV_EINVAL);                              \
     } while (0)
     BAD(c.match_dist = 0);
     BAD(c.match_dist = -0.1);
@@ -603,12 +603,18 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_real_returning),   cmocka_unit_test(test_real_strangers),
-        cmocka_unit_test(test_real_same_image_conflict), cmocka_unit_test(test_real_empty_gallery),
-        cmocka_unit_test(test_bands),            cmocka_unit_test(test_low_quality),
-        cmocka_unit_test(test_conflict),         cmocka_unit_test(test_exemplar),
-        cmocka_unit_test(test_confidence),       cmocka_unit_test(test_bad_config),
-        cmocka_unit_test(test_bad_input),        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_real_returning),
+        cmocka_unit_test(test_real_strangers),
+        cmocka_unit_test(test_real_same_image_conflict),
+        cmocka_unit_test(test_real_empty_gallery),
+        cmocka_unit_test(test_bands),
+        cmocka_unit_test(test_low_quality),
+        cmocka_unit_test(test_conflict),
+        cmocka_unit_test(test_exemplar),
+        cmocka_unit_test(test_confidence),
+        cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
