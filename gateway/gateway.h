@@ -17,6 +17,14 @@ typedef struct {
     char *log_level;
     long max_body;       /* bytes */
     long pg_check_ms;
+    char *models;        /* face-api model/ folder; "" = recognition off */
+    long workers;        /* inference threads, 0 = one per core */
+    long queue_max;      /* jobs waiting for a worker before 503 */
+    long max_pixels;     /* decoded image bound */
+    char *gallery_dir;   /* "" = <data-dir>/gallery */
+    pv_strlist_t shards; /* remote shard URLs; none = in-process partitions */
+    long local_shards;   /* in-process partitions when no remote shard is given */
+    long shard_timeout_ms;
 } pv_gateway_config_t;
 
 /* The option table of privid-gateway (flags, PRIVID_* variables, defaults). */

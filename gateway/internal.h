@@ -8,8 +8,13 @@
 
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
+#include <pthread.h>
 #include "analytics/analytics.h"
 #include "gateway/gateway.h"
+#include "gateway/pool.h"
+#include "recognizer/face.h"
+#include "recognizer/shards.h"
+#include "recognizer/match.h"
 #include "tenants/tenants.h"
 
 typedef struct pv_gw pv_gw_t;
@@ -20,6 +25,9 @@ typedef struct {
     int index;
     pv_tenants_reader_t *reader; /* this loop's LMDB read transaction */
     unsigned long long request_seq;
+    h2o_multithread_queue_t *queue; /* finished worker jobs come back through it */
+    h2o_multithread_receiver_t receiver;
+    int inflight; /* jobs submitted from this loop and not yet done */
 } pv_gw_thread_t;
 
 struct pv_gw {
@@ -27,6 +35,14 @@ struct pv_gw {
     pv_tenants_t *tenants;
     pv_pgmon_t *pgmon;  /* NULL when no DSN is configured */
     char id_prefix[9];  /* random per process, starts every request id */
+    /* recognition (NULL engine: the routes answer 503) */
+    pv_face_engine_t *engine;
+    pv_shards_t *shards; /* the identity gallery: in-process partitions or remote shards */
+    pv_match_config_t match;
+    pv_pool_t *pool;
+    pthread_mutex_t ctx_mu; /* guards ctx/nctx: one face context per worker */
+    pv_face_ctx_t **ctx;
+    int nctx;
 };
 
 static inline pv_gw_thread_t *pv_gw_thread(h2o_req_t *req)
@@ -41,6 +57,15 @@ int pv_http_send_error(h2o_req_t *req, int status, const char *code, const char 
     __attribute__((format(printf, 4, 5)));
 /* Maps a PV_E* code to an HTTP status and answers with it. */
 int pv_http_send_code(h2o_req_t *req, int err, const char *message);
+
+/* What a route function returns: answered already, or answered later by a job. */
+enum { PV_ROUTE_DONE = 0, PV_ROUTE_ASYNC = 1 };
+
+/* recognize.c: the recognition routes (route = index for the metrics). */
+int pv_route_recognize(h2o_req_t *req, const pv_auth_t *auth, int route);
+int pv_route_identify(h2o_req_t *req, const pv_auth_t *auth, int route);
+int pv_route_detect(h2o_req_t *req, const pv_auth_t *auth, int route);
+int pv_route_visitor(h2o_req_t *req, const pv_auth_t *auth, int route);
 
 /* routes.c: the single handler on "/" that dispatches every request. */
 int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req);

@@ -7,12 +7,14 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "gateway/gateway.h"
+#include "models/models.h"
 
 int main(int argc, char **argv)
 {
     pv_gateway_config_t conf;
     char err[512] = "";
     memset(&conf, 0, sizeof(conf));
+    pv_models_blas_init(argv); /* may re-execute with the right OpenBLAS kernels */
     int ret = pv_config_load(&conf, pv_gateway_options, argc, argv, err, sizeof(err));
     if (ret == 1) {
         pv_config_usage(pv_gateway_options, "privid-gateway",

@@ -10,10 +10,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "recognizer/face.h" /* pv_detector_t */
 
 #define PV_LABEL_MAX 64 /* location and camera labels, bytes */
 
-typedef enum { PV_DETECTOR_TINY = 0, PV_DETECTOR_SSD = 1 } pv_detector_t;
 
 typedef struct {
     char location[PV_LABEL_MAX + 1]; /* "" when absent */

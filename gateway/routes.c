@@ -12,12 +12,14 @@
 
 #define AUTH_HEADER_MAX 256
 
-typedef int (*route_fn)(h2o_req_t *req, const pv_auth_t *auth);
+/* Returns PV_ROUTE_DONE, or PV_ROUTE_ASYNC when a job will answer (and count) it. */
+typedef int (*route_fn)(h2o_req_t *req, const pv_auth_t *auth, int route);
 
 typedef struct {
     const char *name; /* metrics label */
     const char *method;
     const char *path;
+    int prefix;        /* 1: path is a prefix followed by one more segment */
     int authenticated; /* 0: public */
     uint32_t scope;    /* scope the key needs (0: any valid key) */
     route_fn fn;
@@ -33,15 +35,17 @@ static int send_json_obj(h2o_req_t *req, int status, json_t *obj)
     return ret;
 }
 
-static int healthz(h2o_req_t *req, const pv_auth_t *auth)
+static int healthz(h2o_req_t *req, const pv_auth_t *auth, int route)
 {
     (void)auth;
+    (void)route;
     return pv_http_send_json(req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
 }
 
-static int readyz(h2o_req_t *req, const pv_auth_t *auth)
+static int readyz(h2o_req_t *req, const pv_auth_t *auth, int route)
 {
     (void)auth;
+    (void)route;
     pv_gw_thread_t *t = pv_gw_thread(req);
     int lmdb_ok = pv_tenants_ping(t->reader) == 0;
     const char *pg = "disabled";
@@ -59,8 +63,9 @@ static int readyz(h2o_req_t *req, const pv_auth_t *auth)
                                    lmdb_ok ? "ok" : "unavailable", "postgres", pg));
 }
 
-static int whoami(h2o_req_t *req, const pv_auth_t *auth)
+static int whoami(h2o_req_t *req, const pv_auth_t *auth, int route)
 {
+    (void)route;
     json_t *scopes = json_array();
     static const struct {
         uint32_t bit;
@@ -78,9 +83,10 @@ static int whoami(h2o_req_t *req, const pv_auth_t *auth)
                                    "key", "id", auth->key_id, "scopes", scopes));
 }
 
-static int metrics(h2o_req_t *req, const pv_auth_t *auth)
+static int metrics(h2o_req_t *req, const pv_auth_t *auth, int route)
 {
     (void)auth;
+    (void)route;
     static h2o_generator_t generator = {NULL, NULL};
     char *text;
     size_t len;
@@ -99,11 +105,16 @@ static int metrics(h2o_req_t *req, const pv_auth_t *auth)
 }
 
 static const route_t routes[] = {
-    {"healthz", "GET", "/healthz", 0, 0, healthz},
-    {"readyz", "GET", "/readyz", 0, 0, readyz},
-    {"metrics", "GET", "/metrics", 0, 0, metrics},
-    {"whoami", "GET", "/v1/whoami", 1, 0, whoami},
-    {NULL, NULL, NULL, 0, 0, NULL},
+    {"healthz", "GET", "/healthz", 0, 0, 0, healthz},
+    {"readyz", "GET", "/readyz", 0, 0, 0, readyz},
+    {"metrics", "GET", "/metrics", 0, 0, 0, metrics},
+    {"whoami", "GET", "/v1/whoami", 0, 1, 0, whoami},
+    {"recognize", "POST", "/v1/recognize", 0, 1, PV_SCOPE_RECOGNIZE, pv_route_recognize},
+    {"identify", "POST", "/v1/identify", 0, 1, PV_SCOPE_RECOGNIZE, pv_route_identify},
+    {"detect", "POST", "/v1/detect", 0, 1, PV_SCOPE_RECOGNIZE, pv_route_detect},
+    {"visitor_get", "GET", "/v1/visitors/", 1, 1, PV_SCOPE_ANALYTICS, pv_route_visitor},
+    {"visitor_delete", "DELETE", "/v1/visitors/", 1, 1, PV_SCOPE_ERASE, pv_route_visitor},
+    {NULL, NULL, NULL, 0, 0, 0, NULL},
 };
 
 void pv_routes_init(void)
@@ -122,6 +133,16 @@ double pv_request_elapsed(h2o_req_t *req)
     gettimeofday(&now, NULL);
     return (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) +
            (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1e6;
+}
+
+/* Whether the request's path is the route's (or, for a prefix route, the
+ * prefix and one non-empty segment). */
+static int path_is(const route_t *r, h2o_iovec_t p)
+{
+    size_t n = strlen(r->path);
+    if (!r->prefix)
+        return h2o_memis(p.base, p.len, r->path, n);
+    return p.len > n && memcmp(p.base, r->path, n) == 0;
 }
 
 static int finish(h2o_req_t *req, int route)
@@ -196,7 +217,7 @@ int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req)
     pv_http_begin(req);
     const route_t *path_match = NULL;
     for (const route_t *r = routes; r->path != NULL; r++) {
-        if (!h2o_memis(req->path_normalized.base, req->path_normalized.len, r->path, strlen(r->path)))
+        if (!path_is(r, req->path_normalized))
             continue;
         path_match = r;
         if (!method_is(req, r->method))
@@ -210,7 +231,8 @@ int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req)
             pv_http_send_error(req, 403, "forbidden", "this API key lacks the scope this route needs");
             return finish(req, idx);
         }
-        r->fn(req, &auth);
+        if (r->fn(req, &auth, idx) == PV_ROUTE_ASYNC)
+            return 0; /* the job counts it when it answers */
         return finish(req, idx);
     }
     if (path_match != NULL) {

@@ -18,8 +18,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "common/codec.h"
+#include "models/models.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "gateway/internal.h"
@@ -146,7 +148,10 @@ static void *worker_main(void *arg)
     }
     h2o_context_request_shutdown(&w->t.super);
     int64_t deadline = now_ms() + DRAIN_MS;
-    while (connections_open(&w->t.super) && now_ms() < deadline)
+    while ((connections_open(&w->t.super) || w->t.inflight > 0) && now_ms() < deadline)
+        h2o_evloop_run(loop, 50);
+    /* jobs still running answer nobody, but their memory must come home */
+    while (w->t.inflight > 0 && now_ms() < deadline + 30000)
         h2o_evloop_run(loop, 50);
     /* the HTTP/2 graceful-shutdown timer must fire before the context goes (H2O.md) */
     int64_t settle = now_ms() + 1100;
@@ -171,8 +176,109 @@ const pv_opt_t pv_gateway_options[] = {
      1073741824, "largest request body in bytes (413 above)"},
     {"pg-check-ms", "PRIVID_PG_CHECK_MS", PV_OPT_INT, offsetof(pv_gateway_config_t, pg_check_ms), "1000", 50,
      60000, "how often readiness checks PostgreSQL"},
+    {"models", "PRIVID_MODELS", PV_OPT_STRING, offsetof(pv_gateway_config_t, models), NULL, 0, 0,
+     "face-api package folder (holding model/); default: the one deploy/setup.sh fetched; 'off' disables "
+     "recognition"},
+    {"workers", "PRIVID_WORKERS", PV_OPT_INT, offsetof(pv_gateway_config_t, workers), "0", 0, 256,
+     "inference worker threads (0 = one per core)"},
+    {"queue-max", "PRIVID_QUEUE_MAX", PV_OPT_INT, offsetof(pv_gateway_config_t, queue_max), "64", 1, 100000,
+     "images waiting for a worker before new ones get 503"},
+    {"max-pixels", "PRIVID_MAX_PIXELS", PV_OPT_INT, offsetof(pv_gateway_config_t, max_pixels), "40000000", 64,
+     400000000, "largest image (declared width x height) accepted"},
+    {"gallery-dir", "PRIVID_GALLERY_DIR", PV_OPT_STRING, offsetof(pv_gateway_config_t, gallery_dir), NULL, 0, 0,
+     "identity gallery directory for in-process shards (default: <data-dir>/gallery)"},
+    {"shard", "PRIVID_SHARDS", PV_OPT_LIST, offsetof(pv_gateway_config_t, shards), NULL, 0, 0,
+     "URL of a remote privid-shard (repeatable, in shard order; none = in-process shards)"},
+    {"local-shards", "PRIVID_LOCAL_SHARDS", PV_OPT_INT, offsetof(pv_gateway_config_t, local_shards), "1", 1, 64,
+     "in-process gallery partitions (fixed once identities are enrolled)"},
+    {"shard-timeout-ms", "PRIVID_SHARD_TIMEOUT_MS", PV_OPT_INT, offsetof(pv_gateway_config_t, shard_timeout_ms),
+     "1000", 10, 60000, "per-call timeout to a remote shard (then the answer is degraded)"},
     {NULL, NULL, 0, 0, NULL, 0, 0, NULL},
 };
+
+/* The face engine, one context per worker, the pool and the gallery. */
+static int start_recognition(pv_gw_t *gw, const pv_gateway_config_t *conf, int nworkers)
+{
+    char dir[4200], exe[4096], msg[256] = "";
+    int ret;
+    const char *root = conf->models;
+    if (root != NULL && strcmp(root, "off") == 0) {
+        PV_LOG(PV_LOG_WARN, "recognition disabled", "%s", "models=off");
+        return 0;
+    }
+    if (root == NULL || root[0] == '\0') {
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        exe[n > 0 ? n : 0] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL)
+            *slash = '\0';
+        snprintf(dir, sizeof(dir), "%s/../models/face-api-1.7.15/model", exe);
+    } else {
+        snprintf(dir, sizeof(dir), "%s/model", root);
+    }
+    if ((ret = pv_face_engine_load(&gw->engine, dir, msg, sizeof(msg))) != 0) {
+        PV_LOG(PV_LOG_ERROR, "cannot load the face networks", "dir=\"%s\" err=\"%s\" hint=\"run deploy/setup.sh or set "
+               "--models (or --models off)\"", dir, msg[0] ? msg : pv_strerror(ret));
+        return ret;
+    }
+    if ((gw->ctx = calloc((size_t)nworkers, sizeof(*gw->ctx))) == NULL)
+        return PV_ENOMEM;
+    pthread_mutex_init(&gw->ctx_mu, NULL);
+    for (int i = 0; i < nworkers; i++) {
+        if ((ret = pv_face_ctx_create(&gw->ctx[i], gw->engine)) != 0)
+            return ret;
+        gw->nctx++;
+    }
+    pv_match_config_init(&gw->match);
+    char gdir[4096];
+    if (conf->gallery_dir != NULL && conf->gallery_dir[0] != '\0')
+        snprintf(gdir, sizeof(gdir), "%s", conf->gallery_dir);
+    else
+        snprintf(gdir, sizeof(gdir), "%s/gallery", conf->data_dir);
+    if (mkdir(gdir, 0700) != 0 && errno != EEXIST) {
+        ret = -errno;
+        PV_LOG(PV_LOG_ERROR, "cannot create the gallery directory", "dir=\"%s\" err=%s", gdir, pv_strerror(ret));
+        return ret;
+    }
+    if (conf->shards.count > 0) {
+        pv_shards_remote_config_t rc = {.urls = (const char *const *)conf->shards.items,
+                                        .count = (uint32_t)conf->shards.count,
+                                        .timeout_ms = (int)conf->shard_timeout_ms};
+        if ((ret = pv_shards_open_remote(&gw->shards, &rc)) != 0) {
+            PV_LOG(PV_LOG_ERROR, "bad remote shard list", "err=%s", pv_strerror(ret));
+            return ret;
+        }
+        snprintf(gdir, sizeof(gdir), "%d remote shards", conf->shards.count);
+    } else {
+        pv_gallery_config_t gc;
+        pv_gallery_config_init(&gc);
+        gc.snapshot_on_close = 1;
+        if ((ret = pv_shards_open_local(&gw->shards, gdir, (uint32_t)conf->local_shards, &gc)) != 0) {
+            PV_LOG(PV_LOG_ERROR, "cannot open the identity gallery", "dir=\"%s\" err=%s", gdir, pv_strerror(ret));
+            return ret;
+        }
+    }
+    if ((ret = pv_pool_create(&gw->pool, nworkers, (int)conf->queue_max)) != 0)
+        return ret;
+    PV_LOG(PV_LOG_INFO, "recognition ready", "models=\"%s\" workers=%d gallery=\"%s\" blas=%s", dir, nworkers, gdir,
+           pv_models_blas_core());
+    return 0;
+}
+
+static void stop_recognition(pv_gw_t *gw)
+{
+    pv_pool_destroy(gw->pool);
+    gw->pool = NULL;
+    pv_shards_close(gw->shards);
+    gw->shards = NULL;
+    for (int i = 0; i < gw->nctx; i++)
+        pv_face_ctx_free(gw->ctx[i]);
+    free(gw->ctx);
+    gw->ctx = NULL;
+    gw->nctx = 0;
+    pv_face_engine_free(gw->engine);
+    gw->engine = NULL;
+}
 
 int pv_gateway_run(const pv_gateway_config_t *conf)
 {
@@ -207,6 +313,13 @@ int pv_gateway_run(const pv_gateway_config_t *conf)
     if (conf->pg != NULL && conf->pg[0] != '\0' &&
         (ret = pv_pgmon_start(&gw.pgmon, conf->pg, (int)conf->pg_check_ms)) != 0)
         goto out;
+    int nworkers = (int)conf->workers;
+    if (nworkers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nworkers = n > 0 ? (int)n : 1;
+    }
+    if ((ret = start_recognition(&gw, conf, nworkers)) != 0)
+        goto out;
 
     for (int i = 0; i < conf->listen.count; i++) {
         char bound[300];
@@ -237,6 +350,8 @@ int pv_gateway_run(const pv_gateway_config_t *conf)
         w->accept_ctx.hosts = globalconf.hosts;
         if ((ret = pv_tenants_reader_create(&w->t.reader, gw.tenants)) != 0)
             goto out;
+        w->t.queue = h2o_multithread_create_queue(w->t.super.loop);
+        h2o_multithread_register_receiver(w->t.queue, &w->t.receiver, pv_pool_on_done);
         for (int j = 0; j < nfds; j++)
             w->listen_fds[w->nlisteners++] = i == 0 ? fds[j] : dup(fds[j]);
         started++;
@@ -255,6 +370,10 @@ out:
     for (int i = 0; i < started; i++) {
         worker_t *w = &workers[i];
         pv_tenants_reader_destroy(w->t.reader);
+        if (w->t.queue != NULL) {
+            h2o_multithread_unregister_receiver(w->t.queue, &w->t.receiver);
+            h2o_multithread_destroy_queue(w->t.queue);
+        }
         /* a context with connections still open cannot be disposed safely; exiting releases them */
         if (w->ret == 0) {
             h2o_evloop_t *loop = w->t.super.loop;
@@ -267,6 +386,7 @@ out:
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
     free(workers);
+    stop_recognition(&gw);
     pv_pgmon_stop(gw.pgmon);
     pv_tenants_close(gw.tenants);
     h2o_config_dispose(&globalconf);

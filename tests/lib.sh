@@ -55,7 +55,8 @@ start_gateway() {
   GW_PID=$!
   PV_PIDS+=("$GW_PID")
   local i addr=
-  for i in $(seq 1 100); do
+  # up to 60 s: the gateway loads the face networks first (slow under sanitizers)
+  for i in $(seq 1 1200); do
     addr=$(sed -n 's/.*msg="listening" addr=\([^ ]*\).*/\1/p' "$log" | head -1)
     [ -n "$addr" ] && grep -q 'msg="gateway started"' "$log" && break
     kill -0 "$GW_PID" 2>/dev/null || break
