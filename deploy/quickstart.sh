@@ -53,6 +53,8 @@ Demo API key (kept in $data/demo.key):
   $key
 Try:
   curl -H "Authorization: Bearer $key" http://$listen/v1/whoami
+  curl -H "Authorization: Bearer $key" -H 'Content-Type: image/jpeg' \\
+       --data-binary @$repo/build/models/face-api-1.7.15/demo/sample1.jpg http://$listen/v1/recognize
 Stop with Ctrl-C.
 
 MSG
