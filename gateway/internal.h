@@ -12,6 +12,7 @@
 #include "analytics/analytics.h"
 #include "gateway/gateway.h"
 #include "gateway/pool.h"
+#include "gateway/ratelimit.h"
 #include "recognizer/face.h"
 #include "recognizer/shards.h"
 #include "recognizer/match.h"
@@ -40,6 +41,7 @@ struct pv_gw {
     pv_shards_t *shards; /* the identity gallery: in-process partitions or remote shards */
     pv_match_config_t match;
     pv_pool_t *pool;
+    pv_ratelimit_t *ratelimit; /* per API key, the tenant's rate */
     pthread_mutex_t ctx_mu; /* guards ctx/nctx: one face context per worker */
     pv_face_ctx_t **ctx;
     int nctx;

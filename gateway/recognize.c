@@ -19,6 +19,7 @@
 #include "gateway/metrics.h"
 #include "gateway/request.h"
 #include "recognizer/match.h"
+#include "tenants/tenants.h"
 #include "tenants/visitors.h"
 
 #define SEARCH_K 5
@@ -51,6 +52,7 @@ struct rjob {
     /* the answer, built on the worker */
     int status;
     char *body;
+    int retry_after; /* seconds, sent with a 429 or 503 when > 0 */
 };
 
 static double mono_ms(void)
@@ -65,6 +67,19 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int seconds_to_next_month(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    if (++tm.tm_mon == 12)
+        tm.tm_mon = 0, tm.tm_year++;
+    time_t next = timegm(&tm);
+    return next > now ? (int)(next - now) : 1;
 }
 
 static void on_req_dispose(void *p)
@@ -86,6 +101,8 @@ static void answer(rjob_t *j, int status, json_t *obj)
 
 static void answer_error(rjob_t *j, int status, const char *code, const char *message)
 {
+    if (status == 503 && j->retry_after == 0)
+        j->retry_after = 1;
     answer(j, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
 }
 
@@ -155,6 +172,20 @@ static void run_faces(rjob_t *j)
     pv_metrics_stage(PV_STAGE_QUEUE, (t_start - j->submitted_ms) / 1e3);
     if (ctx == NULL || res == NULL) {
         answer_error(j, 503, "unavailable", "no capacity; try again");
+        goto out;
+    }
+    /* the tenant's monthly image quota, metered before any work */
+    uint64_t used = 0;
+    rc = pv_usage_take(gw->tenants, j->auth.tenant_id, wall_ms(), j->auth.monthly_quota, 1, &used);
+    if (rc == PV_ELIMIT) {
+        char m[160];
+        snprintf(m, sizeof(m), "this tenant's monthly quota of %" PRIu64 " images is used up",
+                 j->auth.monthly_quota);
+        j->retry_after = seconds_to_next_month();
+        answer_error(j, 429, "quota_exceeded", m);
+        goto out;
+    } else if (rc != 0) {
+        answer_error(j, 503, "unavailable", "the tenants store is unavailable; try again");
         goto out;
     }
     pv_image_opts_t io = {.max_pixels = (uint64_t)gw->conf->max_pixels, .min_long_side = FRAME_LONG_SIDE};
@@ -379,6 +410,12 @@ static void job_done(pv_job_t *job)
     rjob_t *j = (rjob_t *)job;
     if (j->req != NULL) {
         j->slot->job = NULL;
+        if (j->retry_after > 0) {
+            char s[16];
+            int n = snprintf(s, sizeof(s), "%d", j->retry_after);
+            h2o_iovec_t v = h2o_strdup(&j->req->pool, s, (size_t)n);
+            h2o_add_header(&j->req->pool, &j->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v.base, v.len);
+        }
         if (j->body != NULL)
             pv_http_send_json(j->req, j->status, j->body, strlen(j->body));
         else

@@ -59,8 +59,8 @@ static int readyz(h2o_req_t *req, const pv_auth_t *auth, int route)
     if (!ready)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
     return send_json_obj(req, ready ? 200 : 503,
-                         json_pack("{s:s,s:{s:s,s:s}}", "status", ready ? "ready" : "not_ready", "checks", "lmdb",
-                                   lmdb_ok ? "ok" : "unavailable", "postgres", pg));
+                         json_pack("{s:s,s:{s:s,s:s}}", "status", ready ? "ready" : "not_ready", "checks",
+                                   "lmdb", lmdb_ok ? "ok" : "unavailable", "postgres", pg));
 }
 
 static int whoami(h2o_req_t *req, const pv_auth_t *auth, int route)
@@ -78,9 +78,10 @@ static int whoami(h2o_req_t *req, const pv_auth_t *auth, int route)
         if (auth->scopes & names[i].bit)
             json_array_append_new(scopes, json_string(names[i].name));
     return send_json_obj(req, 200,
-                         json_pack("{s:{s:I,s:s,s:s},s:{s:s,s:o}}", "tenant", "id", (json_int_t)auth->tenant_id, "name",
-                                   auth->tenant_name, "mode", auth->mode == PV_TENANT_ISOLATED ? "isolated" : "network",
-                                   "key", "id", auth->key_id, "scopes", scopes));
+                         json_pack("{s:{s:I,s:s,s:s},s:{s:s,s:o}}", "tenant", "id",
+                                   (json_int_t)auth->tenant_id, "name", auth->tenant_name, "mode",
+                                   auth->mode == PV_TENANT_ISOLATED ? "isolated" : "network", "key", "id",
+                                   auth->key_id, "scopes", scopes));
 }
 
 static int metrics(h2o_req_t *req, const pv_auth_t *auth, int route)
@@ -211,6 +212,35 @@ fail:
     return -1;
 }
 
+/* The tenant's per-key token bucket; answers 429 itself when it is empty. */
+static int rate_limited(h2o_req_t *req, const pv_auth_t *auth)
+{
+    pv_ratelimit_t *rl = pv_gw_thread(req)->gw->ratelimit;
+    if (rl == NULL || auth->rate_per_min == 0)
+        return 0;
+    uint64_t key = 0;
+    for (int i = 0; i < PV_KEY_ID_LEN; i++) {
+        char c = auth->key_id[i];
+        key = key << 4 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    double rate = auth->rate_per_min / 60.0;
+    double burst =
+        auth->burst > 0 ? auth->burst : (auth->rate_per_min / 10 > 5 ? auth->rate_per_min / 10 : 5);
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    int wait = pv_ratelimit_take(rl, key, rate, burst, 1.0, (int64_t)now.tv_sec * 1000000 + now.tv_usec);
+    if (wait == 0)
+        return 0;
+    char s[16];
+    int n = snprintf(s, sizeof(s), "%d", wait);
+    h2o_iovec_t v = h2o_strdup(&req->pool, s, (size_t)n);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v.base, v.len);
+    pv_metrics_count(PV_COUNTER_RATE_LIMITED, 1);
+    pv_http_send_error(req, 429, "rate_limited", "this API key sends more than %u requests per minute",
+                       auth->rate_per_min);
+    return 1;
+}
+
 int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -231,6 +261,8 @@ int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req)
             pv_http_send_error(req, 403, "forbidden", "this API key lacks the scope this route needs");
             return finish(req, idx);
         }
+        if (r->authenticated && rate_limited(req, &auth))
+            return finish(req, idx);
         if (r->fn(req, &auth, idx) == PV_ROUTE_ASYNC)
             return 0; /* the job counts it when it answers */
         return finish(req, idx);
@@ -238,7 +270,8 @@ int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req)
     if (path_match != NULL) {
         char allow[64] = "";
         for (const route_t *r = routes; r->path != NULL; r++) {
-            if (strcmp(r->path, path_match->path) == 0 && strlen(allow) + strlen(r->method) + 8 < sizeof(allow)) {
+            if (strcmp(r->path, path_match->path) == 0 &&
+                strlen(allow) + strlen(r->method) + 8 < sizeof(allow)) {
                 if (allow[0] != '\0')
                     strcat(allow, ", ");
                 strcat(allow, r->method);

@@ -318,6 +318,8 @@ int pv_gateway_run(const pv_gateway_config_t *conf)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         nworkers = n > 0 ? (int)n : 1;
     }
+    if ((ret = pv_ratelimit_create(&gw.ratelimit, 65536)) != 0)
+        goto out;
     if ((ret = start_recognition(&gw, conf, nworkers)) != 0)
         goto out;
 
@@ -387,6 +389,7 @@ out:
         close(fds[i]);
     free(workers);
     stop_recognition(&gw);
+    pv_ratelimit_destroy(gw.ratelimit);
     pv_pgmon_stop(gw.pgmon);
     pv_tenants_close(gw.tenants);
     h2o_config_dispose(&globalconf);

@@ -681,7 +681,8 @@ static int catch_up(pv_gallery_t *g)
         rc = lmdb_err(mrc);
         goto out;
     }
-    qsort(ch, n, sizeof(*ch), change_cmp);
+    if (n > 0) /* qsort(NULL, 0) is undefined */
+        qsort(ch, n, sizeof(*ch), change_cmp);
     for (size_t i = 0; i < n;) {
         size_t j = i;
         idx_t *fids = malloc((n - i) * sizeof(idx_t));

@@ -126,9 +126,10 @@ static json_t *tenant_json(const pv_tenant_t *tn)
 {
     char when[32];
     format_time(when, sizeof(when), tn->created_at);
-    return json_pack("{s:I, s:s, s:s, s:i, s:s}", "id", (json_int_t)tn->id, "name", tn->name, "mode",
-                     pv_tenant_mode_name(tn->mode), "retention_days", (int)tn->retention_days, "created_at",
-                     when);
+    return json_pack("{s:I, s:s, s:s, s:i, s:s, s:{s:I, s:I, s:I}}", "id", (json_int_t)tn->id, "name", tn->name,
+                     "mode", pv_tenant_mode_name(tn->mode), "retention_days", (int)tn->retention_days, "created_at",
+                     when, "limits", "rate_per_min", (json_int_t)tn->rate_per_min, "burst", (json_int_t)tn->burst,
+                     "monthly_quota", (json_int_t)tn->monthly_quota);
 }
 
 static json_t *scopes_json(uint32_t scopes)
@@ -343,8 +344,31 @@ static int cmd_tenant_show(admin_t *ad)
         return print_json(tenant_json(&tn));
     format_time(when, sizeof(when), tn.created_at);
     printf("id:             %" PRIu64 "\nname:           %s\nmode:           %s\nretention_days: %" PRIu32
-           "\ncreated_at:     %s\n",
-           tn.id, tn.name, pv_tenant_mode_name(tn.mode), tn.retention_days, when);
+           "\ncreated_at:     %s\nrate_per_min:   %" PRIu32 "%s\nburst:          %" PRIu32
+           "%s\nmonthly_quota:  %" PRIu64 "%s\n",
+           tn.id, tn.name, pv_tenant_mode_name(tn.mode), tn.retention_days, when, tn.rate_per_min,
+           tn.rate_per_min ? "" : " (unlimited)", tn.burst, tn.burst ? "" : " (automatic)", tn.monthly_quota,
+           tn.monthly_quota ? "" : " (unlimited)");
+    return EXIT_OK;
+}
+
+static int cmd_tenant_update(admin_t *ad)
+{
+    pv_tenant_t tn;
+    int rc;
+
+    if (open_store(ad) != 0)
+        return EXIT_FAIL;
+    if ((rc = pv_tenants_update(ad->store, &tn, ad->args.arg, &ad->args.update)) != 0) {
+        errorf("cannot update tenant '%s': %s", ad->args.arg, rc == PV_ENOTFOUND ? "no such tenant" : pv_strerror(rc));
+        return exit_for(rc);
+    }
+    OPENSSL_cleanse(tn.secret, sizeof(tn.secret));
+    if (ad->args.json)
+        return print_json(tenant_json(&tn));
+    printf("updated tenant %s: retention %" PRIu32 " days, rate %" PRIu32 "/min per key, burst %" PRIu32
+           ", quota %" PRIu64 " images/month (0 = unlimited/automatic)\n",
+           tn.name, tn.retention_days, tn.rate_per_min, tn.burst, tn.monthly_quota);
     return EXIT_OK;
 }
 
@@ -504,6 +528,9 @@ int main(int argc, char **argv)
         break;
     case PV_ADMIN_TENANT_DELETE:
         code = cmd_tenant_delete(&ad);
+        break;
+    case PV_ADMIN_TENANT_UPDATE:
+        code = cmd_tenant_update(&ad);
         break;
     case PV_ADMIN_KEY_CREATE:
         code = cmd_key_create(&ad);

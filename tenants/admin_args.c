@@ -23,6 +23,9 @@ enum {
     OPT_DETECTOR,
     OPT_MIN_SCORE,
     OPT_MODELS,
+    OPT_RATE,
+    OPT_BURST,
+    OPT_QUOTA,
     OPT_COUNT
 };
 
@@ -36,7 +39,10 @@ static const struct {
     [OPT_JSON] = {"json", 0, 0},
     [OPT_MIGRATIONS] = {"migrations", 1, CMD_BIT(PV_ADMIN_MIGRATE)},
     [OPT_MODE] = {"mode", 1, CMD_BIT(PV_ADMIN_TENANT_CREATE)},
-    [OPT_RETENTION] = {"retention-days", 1, CMD_BIT(PV_ADMIN_TENANT_CREATE)},
+    [OPT_RETENTION] = {"retention-days", 1, CMD_BIT(PV_ADMIN_TENANT_CREATE) | CMD_BIT(PV_ADMIN_TENANT_UPDATE)},
+    [OPT_RATE] = {"rate", 1, CMD_BIT(PV_ADMIN_TENANT_UPDATE)},
+    [OPT_BURST] = {"burst", 1, CMD_BIT(PV_ADMIN_TENANT_UPDATE)},
+    [OPT_QUOTA] = {"quota", 1, CMD_BIT(PV_ADMIN_TENANT_UPDATE)},
     [OPT_SCOPES] = {"scopes", 1, CMD_BIT(PV_ADMIN_KEY_CREATE)},
     [OPT_DETECTOR] = {"detector", 1, CMD_BIT(PV_ADMIN_FACES)},
     [OPT_MIN_SCORE] = {"min-score", 1, CMD_BIT(PV_ADMIN_FACES)},
@@ -54,6 +60,7 @@ static const struct {
     {PV_ADMIN_TENANT_LIST, PV_ADMIN_GROUP_TENANT, "list", NULL},
     {PV_ADMIN_TENANT_SHOW, PV_ADMIN_GROUP_TENANT, "show", "NAME"},
     {PV_ADMIN_TENANT_DELETE, PV_ADMIN_GROUP_TENANT, "delete", "NAME"},
+    {PV_ADMIN_TENANT_UPDATE, PV_ADMIN_GROUP_TENANT, "update", "NAME"},
     {PV_ADMIN_KEY_CREATE, PV_ADMIN_GROUP_KEY, "create", "TENANT"},
     {PV_ADMIN_KEY_LIST, PV_ADMIN_GROUP_KEY, "list", "TENANT"},
     {PV_ADMIN_KEY_REVOKE, PV_ADMIN_GROUP_KEY, "revoke", "KEYID"},
@@ -74,6 +81,8 @@ const char *pv_admin_cmd_name(pv_admin_cmd_t cmd)
         return "tenant show";
     case PV_ADMIN_TENANT_DELETE:
         return "tenant delete";
+    case PV_ADMIN_TENANT_UPDATE:
+        return "tenant update";
     case PV_ADMIN_KEY_CREATE:
         return "key create";
     case PV_ADMIN_KEY_LIST:
@@ -94,7 +103,7 @@ static const char *group_name(pv_admin_group_t g)
 
 static const char *group_words(pv_admin_group_t g)
 {
-    return g == PV_ADMIN_GROUP_TENANT ? "create, list, show, delete" : "create, list, revoke";
+    return g == PV_ADMIN_GROUP_TENANT ? "create, list, show, update, delete" : "create, list, revoke";
 }
 
 /* Strict decimal in [lo, hi]: digits only, no sign, no spaces, no overflow. */
@@ -325,6 +334,7 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
         snprintf(err, errlen, "invalid --mode '%.*s': expected network or isolated", SHOWN, vals[OPT_MODE]);
         goto out;
     }
+    out->update.set_retention = seen[OPT_RETENTION];
     if (seen[OPT_RETENTION] &&
         parse_uint(&out->retention_days, vals[OPT_RETENTION], 1, PV_TENANT_RETENTION_MAX) != 0) {
         snprintf(err, errlen, "invalid --retention-days '%.*s': expected an integer from 1 to %d", SHOWN,
@@ -337,6 +347,36 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
             "invalid --scopes '%.*s': expected a comma-separated list of recognize, events, analytics, erase "
             "(or all)",
             SHOWN, vals[OPT_SCOPES]);
+        goto out;
+    }
+    out->update.retention_days = out->retention_days;
+    static const struct {
+        int opt;
+        uint32_t max;
+        const char *what;
+    } limits[] = {{OPT_RATE, 1000000, "requests per minute per key, 0 = unlimited"},
+                  {OPT_BURST, 1000000, "requests, 0 = automatic"},
+                  {OPT_QUOTA, 4000000000u, "images per month, 0 = unlimited"}};
+    for (size_t li = 0; li < sizeof(limits) / sizeof(limits[0]); li++) {
+        int o = limits[li].opt;
+        uint32_t v = 0;
+        if (!seen[o])
+            continue;
+        if (parse_uint(&v, vals[o], 0, limits[li].max) != 0) {
+            snprintf(err, errlen, "invalid --%s '%.*s': expected an integer from 0 to %u (%s)", opts[o].name, SHOWN,
+                     vals[o], limits[li].max, limits[li].what);
+            goto out;
+        }
+        if (o == OPT_RATE)
+            out->update.set_rate = 1, out->update.rate_per_min = v;
+        else if (o == OPT_BURST)
+            out->update.set_burst = 1, out->update.burst = v;
+        else
+            out->update.set_quota = 1, out->update.monthly_quota = v;
+    }
+    if (out->cmd == PV_ADMIN_TENANT_UPDATE && !seen[OPT_RETENTION] && !seen[OPT_RATE] && !seen[OPT_BURST] &&
+        !seen[OPT_QUOTA]) {
+        snprintf(err, errlen, "tenant update needs at least one of --retention-days, --rate, --burst, --quota");
         goto out;
     }
     if (seen[OPT_DETECTOR]) {
@@ -396,6 +436,15 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
     case PV_ADMIN_TENANT_SHOW:
         fprintf(f, "Usage: privid-admin tenant show NAME\n\nShows one tenant (never its secret).\n\n");
         break;
+    case PV_ADMIN_TENANT_UPDATE:
+        fprintf(f, "Usage: privid-admin tenant update NAME [--retention-days N] [--rate N] [--burst N] [--quota N]\n\n"
+                   "Changes a tenant's retention and limits; the gateway applies them at the next request.\n\n"
+                   "  --retention-days N  forget identities unseen for N days, 1..%d\n"
+                   "  --rate N            requests per minute per API key (token bucket), 0 = unlimited\n"
+                   "  --burst N           requests a key may send at once, 0 = max(5, rate/10)\n"
+                   "  --quota N           images per calendar month (UTC) for the tenant, 0 = unlimited\n\n",
+                PV_TENANT_RETENTION_MAX);
+        break;
     case PV_ADMIN_TENANT_DELETE:
         fprintf(f, "Usage: privid-admin tenant delete NAME\n\nDeletes a tenant and all its API keys.\n\n");
         break;
@@ -431,6 +480,7 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
                        "  create NAME [--mode network|isolated] [--retention-days N]\n"
                        "  list\n"
                        "  show NAME\n"
+                       "  update NAME [--retention-days N] [--rate N] [--burst N] [--quota N]\n"
                        "  delete NAME\n\n");
         } else if (a->group == PV_ADMIN_GROUP_KEY) {
             fprintf(f, "Usage: privid-admin key COMMAND [ARGS]\n\n"

@@ -19,6 +19,7 @@ typedef enum {
     PV_ADMIN_TENANT_LIST,
     PV_ADMIN_TENANT_SHOW,
     PV_ADMIN_TENANT_DELETE,
+    PV_ADMIN_TENANT_UPDATE,
     PV_ADMIN_KEY_CREATE,
     PV_ADMIN_KEY_LIST,
     PV_ADMIN_KEY_REVOKE,
@@ -43,6 +44,7 @@ typedef struct {
     pv_tenant_mode_t mode;   /* PV_TENANT_NETWORK unless --mode */
     uint32_t retention_days; /* PV_TENANT_RETENTION_DEFAULT unless --retention-days */
     uint32_t scopes;         /* PV_SCOPE_ALL unless --scopes */
+    pv_tenant_update_t update; /* tenant update: --retention-days, --rate, --burst, --quota */
     /* faces */
     const char *models;     /* --models DIR (face-api's model/ folder), or NULL */
     int detector_ssd;       /* --detector ssd */

@@ -12,7 +12,7 @@
 struct pv_tenants {
     MDB_env *env;
     MDB_dbi tenants, names, keys, meta;
-    MDB_dbi visitors, visitor_ids, outbox;
+    MDB_dbi visitors, visitor_ids, outbox, usage;
 };
 
 /* LMDB return codes -> PV_E* (the one translation of the store). */

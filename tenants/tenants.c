@@ -23,8 +23,10 @@
 #define MAX_DBS 16                 /* room for visitors, visitor_ids, outbox, ... */
 #define DIR_MAX 4096
 
-#define TENANT_REC_VERSION 1
-#define TENANT_REC_SIZE 120 /* ver,mode,pad[2],retention u32,id u64,created i64,secret[32],name[64] */
+#define TENANT_REC_VERSION 2
+#define TENANT_REC_SIZE 136 /* ver,mode,pad[2],retention u32,id u64,created i64,secret[32],name[64],
+                               rate u32,burst u32,quota u64 */
+#define TENANT_REC_V1_SIZE 120 /* version 1: no limits (read as unlimited) */
 #define KEY_REC_VERSION 1
 #define KEY_REC_SIZE 56 /* ver,revoked,pad[2],scopes u32,tenant u64,created i64,hash[32] */
 #define KEY_ID_BYTES (PV_KEY_ID_LEN / 2)
@@ -124,13 +126,18 @@ static void tenant_encode(uint8_t rec[TENANT_REC_SIZE], const pv_tenant_t *tn)
     put_le64(rec + 16, (uint64_t)tn->created_at);
     memcpy(rec + 24, tn->secret, PV_TENANT_SECRET_LEN);
     memcpy(rec + 56, tn->name, strlen(tn->name)); /* validated: <= 63 chars, rest stays NUL */
+    put_le32(rec + 120, tn->rate_per_min);
+    put_le32(rec + 124, tn->burst);
+    put_le64(rec + 128, tn->monthly_quota);
 }
 
 static int tenant_decode(pv_tenant_t *tn, const MDB_val *v)
 {
     const uint8_t *rec = v->mv_data;
-    if (v->mv_size != TENANT_REC_SIZE || rec[0] != TENANT_REC_VERSION || rec[1] > PV_TENANT_ISOLATED ||
-        rec[56 + PV_TENANT_NAME_MAX] != 0)
+    int v1 = v->mv_size == TENANT_REC_V1_SIZE && rec[0] == 1;
+    if (!v1 && (v->mv_size != TENANT_REC_SIZE || rec[0] != TENANT_REC_VERSION))
+        return PV_EFORMAT;
+    if (rec[1] > PV_TENANT_ISOLATED || rec[56 + PV_TENANT_NAME_MAX] != 0)
         return PV_EFORMAT;
     memset(tn, 0, sizeof(*tn));
     tn->mode = (pv_tenant_mode_t)rec[1];
@@ -139,6 +146,11 @@ static int tenant_decode(pv_tenant_t *tn, const MDB_val *v)
     tn->created_at = (int64_t)get_le64(rec + 16);
     memcpy(tn->secret, rec + 24, PV_TENANT_SECRET_LEN);
     memcpy(tn->name, rec + 56, PV_TENANT_NAME_MAX);
+    if (!v1) {
+        tn->rate_per_min = get_le32(rec + 120);
+        tn->burst = get_le32(rec + 124);
+        tn->monthly_quota = get_le64(rec + 128);
+    }
     return 0;
 }
 
@@ -332,7 +344,8 @@ int pv_tenants_open(pv_tenants_t **out, const char *dir)
         (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &t->meta))) != 0 ||
         (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "visitors", MDB_CREATE, &t->visitors))) != 0 ||
         (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "visitor_ids", MDB_CREATE, &t->visitor_ids))) != 0 ||
-        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "outbox", MDB_CREATE, &t->outbox))) != 0)
+        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "outbox", MDB_CREATE, &t->outbox))) != 0 ||
+        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "usage", MDB_CREATE, &t->usage))) != 0)
         goto out;
     rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
@@ -520,6 +533,46 @@ out:
         OPENSSL_cleanse(arr, st.ms_entries * sizeof(*arr));
         free(arr);
     }
+    return rc;
+}
+
+int pv_tenants_update(pv_tenants_t *t, pv_tenant_t *out, const char *name, const pv_tenant_update_t *u)
+{
+    MDB_txn *txn = NULL;
+    uint8_t idkey[8], rec[TENANT_REC_SIZE];
+    uint64_t id;
+    pv_tenant_t tn;
+    int rc;
+
+    if (pv_tenants_name_valid(name) != 0 ||
+        (u->set_retention && (u->retention_days < 1 || u->retention_days > PV_TENANT_RETENTION_MAX)))
+        return PV_EINVAL;
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
+        return rc;
+    if ((rc = find_id_txn(t, txn, &id, name)) != 0 || (rc = get_tenant_txn(t, txn, &tn, id)) != 0)
+        goto out;
+    if (u->set_retention)
+        tn.retention_days = u->retention_days;
+    if (u->set_rate)
+        tn.rate_per_min = u->rate_per_min;
+    if (u->set_burst)
+        tn.burst = u->burst;
+    if (u->set_quota)
+        tn.monthly_quota = u->monthly_quota;
+    tenant_encode(rec, &tn);
+    put_be64(idkey, id);
+    MDB_val k = {sizeof(idkey), idkey}, v = {sizeof(rec), rec};
+    if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->tenants, &k, &v, 0))) != 0)
+        goto out;
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
+    txn = NULL;
+    if (rc == 0 && out != NULL)
+        *out = tn;
+out:
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    OPENSSL_cleanse(&tn, sizeof(tn));
+    OPENSSL_cleanse(rec, sizeof(rec));
     return rc;
 }
 
@@ -828,6 +881,9 @@ int pv_tenants_authenticate(pv_tenants_reader_t *r, pv_auth_t *out, const char *
     memcpy(out->key_id, text + 4, PV_KEY_ID_LEN);
     out->key_id[PV_KEY_ID_LEN] = '\0';
     out->scopes = ki.scopes;
+    out->rate_per_min = tn.rate_per_min;
+    out->burst = tn.burst;
+    out->monthly_quota = tn.monthly_quota;
 out:
     if (renewed)
         mdb_txn_reset(r->txn);

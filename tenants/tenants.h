@@ -39,7 +39,17 @@ typedef struct {
     uint32_t retention_days;
     int64_t created_at; /* unix seconds */
     uint8_t secret[PV_TENANT_SECRET_LEN];
+    uint32_t rate_per_min;  /* requests per minute per API key, 0 = unlimited */
+    uint32_t burst;         /* token-bucket depth, 0 = max(5, rate_per_min / 10) */
+    uint64_t monthly_quota; /* images per calendar month (UTC), 0 = unlimited */
 } pv_tenant_t;
+
+/* What `tenant update` may change; a field is applied when its set_ flag is 1. */
+typedef struct {
+    int set_retention, set_rate, set_burst, set_quota;
+    uint32_t retention_days, rate_per_min, burst;
+    uint64_t monthly_quota;
+} pv_tenant_update_t;
 
 typedef struct {
     char id[PV_KEY_ID_LEN + 1];
@@ -56,6 +66,8 @@ typedef struct {
     pv_tenant_mode_t mode;
     char key_id[PV_KEY_ID_LEN + 1];
     uint32_t scopes;
+    uint32_t rate_per_min, burst; /* the tenant's limits (see pv_tenant_t) */
+    uint64_t monthly_quota;
 } pv_auth_t;
 
 /*
@@ -85,6 +97,9 @@ int pv_tenants_get(pv_tenants_t *t, pv_tenant_t *out, uint64_t id);
 int pv_tenants_find(pv_tenants_t *t, pv_tenant_t *out, const char *name);
 /* *out is a malloc'ed array the caller frees; sorted by name. */
 int pv_tenants_list(pv_tenants_t *t, pv_tenant_t **out, size_t *count);
+/* Changes a tenant's retention and limits (the rest is immutable); *out gets
+ * the result. PV_ENOTFOUND, PV_EINVAL (retention out of range). */
+int pv_tenants_update(pv_tenants_t *t, pv_tenant_t *out, const char *name, const pv_tenant_update_t *u);
 /* Deletes the tenant and all its keys in one transaction; PV_ENOTFOUND when unknown. */
 int pv_tenants_delete(pv_tenants_t *t, const char *name);
 
@@ -119,5 +134,14 @@ void pv_tenants_reader_destroy(pv_tenants_reader_t *r);
 int pv_tenants_authenticate(pv_tenants_reader_t *r, pv_auth_t *out, const char *text, size_t len);
 /* Returns 0 when the environment answers a read transaction. */
 int pv_tenants_ping(pv_tenants_reader_t *r);
+
+/*
+ * Usage metering: counts `images` for the tenant in its current UTC month
+ * and day. With quota > 0, refuses (PV_ELIMIT, nothing counted) when the
+ * month's count would pass it. *month_used gets the month's count after the
+ * call. One small write transaction.
+ */
+int pv_usage_take(pv_tenants_t *t, uint64_t tenant_id, int64_t now_ms, uint64_t quota, uint64_t images,
+                  uint64_t *month_used);
 
 #endif

@@ -4,12 +4,15 @@
  * u64) -> record, which also lets an erasure find every tenant that maps a
  * gid with one cursor range; `visitor_ids` (tenant u64, visitor ID text) ->
  * gid u64; `outbox` (sequence u64) -> event JSON. A visitor record is
- * ver u8, pad[7], first i64, last i64, visits u64 (little-endian).
+ * ver u8, pad[7], first i64, last i64, visits u64 (little-endian). `usage`
+ * (tenant u64, 'M' yyyymm u32 | 'D' yyyymmdd u32) -> images u64 meters
+ * each tenant per month (quota) and per day (reports).
  */
 #include <jansson.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "common/codec.h"
 #include "common/error.h"
 #include "tenants/store.h"
@@ -306,4 +309,68 @@ int pv_outbox_get(pv_tenants_t *t, uint64_t seq, char *buf, size_t size)
     }
     mdb_txn_abort(txn);
     return rc;
+}
+
+/* Adds n to the u64 counter at key (13 bytes) in txn; *out = new value. */
+static int counter_add(pv_tenants_t *t, MDB_txn *txn, const uint8_t *key, uint64_t n, uint64_t *out)
+{
+    MDB_val k = {13, (void *)key}, v;
+    uint64_t cur = 0;
+    int rc = mdb_get(txn, t->usage, &k, &v);
+    if (rc == MDB_SUCCESS && v.mv_size == 8)
+        cur = get_le64(v.mv_data);
+    else if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS)
+        return pv_tenants_lmdb_err(rc);
+    uint8_t b[8];
+    put_le64(b, cur + n);
+    v = (MDB_val){sizeof(b), b};
+    if (out != NULL)
+        *out = cur + n;
+    return pv_tenants_lmdb_err(mdb_put(txn, t->usage, &k, &v, 0));
+}
+
+static uint64_t month_count_txn(pv_tenants_t *t, MDB_txn *txn, const uint8_t *key)
+{
+    MDB_val k = {13, (void *)key}, v;
+    return mdb_get(txn, t->usage, &k, &v) == MDB_SUCCESS && v.mv_size == 8 ? get_le64(v.mv_data) : 0;
+}
+
+int pv_usage_take(pv_tenants_t *t, uint64_t tenant_id, int64_t now_ms, uint64_t quota, uint64_t images,
+                  uint64_t *month_used)
+{
+    time_t s = (time_t)(now_ms / 1000);
+    struct tm tm;
+    uint8_t mk[13], dk[13];
+    MDB_txn *txn = NULL;
+    uint64_t used = 0;
+    if (gmtime_r(&s, &tm) == NULL)
+        return PV_EINVAL;
+    put_be64(mk, tenant_id);
+    put_be64(dk, tenant_id);
+    mk[8] = 'M';
+    dk[8] = 'D';
+    uint32_t ym = (uint32_t)(tm.tm_year + 1900) * 100 + (uint32_t)tm.tm_mon + 1;
+    uint32_t ymd = ym * 100 + (uint32_t)tm.tm_mday;
+    for (int i = 0; i < 4; i++) {
+        mk[9 + i] = (uint8_t)(ym >> (24 - 8 * i));
+        dk[9 + i] = (uint8_t)(ymd >> (24 - 8 * i));
+    }
+    int rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn));
+    if (rc != 0)
+        return rc;
+    used = month_count_txn(t, txn, mk);
+    if (quota > 0 && used + images > quota) {
+        mdb_txn_abort(txn);
+        if (month_used != NULL)
+            *month_used = used;
+        return PV_ELIMIT;
+    }
+    if ((rc = counter_add(t, txn, mk, images, &used)) != 0 ||
+        (rc = counter_add(t, txn, dk, images, NULL)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if (month_used != NULL)
+        *month_used = used;
+    return pv_tenants_lmdb_err(mdb_txn_commit(txn));
 }

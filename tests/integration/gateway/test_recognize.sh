@@ -178,6 +178,30 @@ check_eq "erased visitor comes back as a fresh record" 1 "$(jf '.faces[0].visits
 http GET "$URL/v1/visitors/$(jf '.faces[0].visitor')" -H "Authorization: Bearer $KA"
 check_eq "ts sets the visit time" "2026-01-02T03:04:05.000Z" "$(jf .first_seen)"
 
+# ---- per-key rate limit and per-tenant monthly quota (privid-admin tenant update, applied at once)
+admin tenant update acme --rate 60 --burst 2 >/dev/null || pv_fail "tenant update --rate"
+codes=""
+for i in 1 2 3 4; do http GET "$URL/v1/whoami" -H "Authorization: Bearer $KA"; codes="$codes$HTTP_STATUS "; done
+check_eq "burst of 2, then 429" "200 200 429 429 " "$codes"
+check_eq "429 code" rate_limited "$(jf .error.code)"
+check_match "429 says when" '^[1-9][0-9]*$' "$(header retry-after)"
+http GET "$URL/v1/whoami" -H "Authorization: Bearer $KB"
+check_eq "another tenant's key is not limited" 200 "$HTTP_STATUS"
+admin tenant update acme --rate 0 >/dev/null || pv_fail "tenant update --rate 0"
+http GET "$URL/v1/whoami" -H "Authorization: Bearer $KA"
+check_eq "limit lifted" 200 "$HTTP_STATUS"
+# gamma has sent 3 images this month: a quota of 4 allows one more
+admin tenant update gamma --quota 4 >/dev/null || pv_fail "tenant update --quota"
+post "$KG" "/v1/detect" "$PV_TMP/face0_b.jpg"
+check_eq "within quota" 200 "$HTTP_STATUS"
+post "$KG" "/v1/identify" "$PV_TMP/face0_b.jpg"
+check_eq "quota used up" 429 "$HTTP_STATUS"
+check_eq "quota code" quota_exceeded "$(jf .error.code)"
+check_match "quota retry until next month" '^[1-9][0-9]*$' "$(header retry-after)"
+admin tenant update gamma --quota 0 >/dev/null
+post "$KG" "/v1/detect" "$PV_TMP/face0_b.jpg"
+check_eq "quota lifted" 200 "$HTTP_STATUS"
+
 # ---- restart: visitors and identities persist
 stop_pid "$GW_PID"; check_eq "clean shutdown" 0 "$?"
 start_gateway again --threads 1 --workers 1 --data-dir "$data" --models "$MODELS"
@@ -194,7 +218,11 @@ start_shard() { # NAME DIR: sets SH_PID, SH_ADDR
     [ -n "$SH_ADDR" ] && grep -q 'shard started' "$PV_TMP/$1.log" && break
     sleep 0.05
   done
-  [ -n "$SH_ADDR" ] || { pv_fail "shard $1 did not start"; cat "$PV_TMP/$1.log" >&2; pv_finish; }
+  [ -n "$SH_ADDR" ] || { pv_fail "shard $1 did not start"; cat "$PV_TMP/$1.log" >&2; # ---- no image ever reaches the disk: no JPEG/PNG/Exif signature in any data directory
+hits=$(grep -rlaE 'JFIF|Exif|IHDR' "$data" "$PV_TMP/rdata" "$PV_TMP/s0" "$PV_TMP/s1" 2>/dev/null | tr '\n' ' ')
+check_eq "no image bytes in the data directories" "" "$hits"
+
+pv_finish; }
 }
 if [ -n "$PV_SHARD" ]; then
   mkdir -p "$PV_TMP/s0" "$PV_TMP/s1"

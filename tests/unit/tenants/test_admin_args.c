@@ -240,6 +240,34 @@ static void test_faces(void **state)
     expect_error("too many images", pv_admin_parse(&a, argc, argv, err, sizeof(err)), err);
 }
 
+static void test_tenant_update(void **state)
+{
+    (void)state;
+    static pv_admin_args_t a;
+    char err[256];
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "update", "acme", "--rate", "120", "--quota=5000", NULL), 0);
+    assert_int_equal(a.cmd, PV_ADMIN_TENANT_UPDATE);
+    assert_true(a.update.set_rate && a.update.set_quota && !a.update.set_burst && !a.update.set_retention);
+    assert_int_equal(a.update.rate_per_min, 120);
+    assert_int_equal(a.update.monthly_quota, 5000);
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "update", "acme", "--retention-days", "30", "--burst", "0",
+                           NULL),
+                     0);
+    assert_true(a.update.set_retention && a.update.set_burst);
+    assert_int_equal(a.update.retention_days, 30);
+    expect_error("needs at least one", parse(&a, err, sizeof(err), "tenant", "update", "acme", NULL), err);
+    expect_error("invalid --rate '-1'", parse(&a, err, sizeof(err), "tenant", "update", "acme", "--rate", "-1", NULL),
+                 err);
+    expect_error("invalid --quota", parse(&a, err, sizeof(err), "tenant", "update", "acme", "--quota", "5e3", NULL),
+                 err);
+    expect_error("invalid --burst", parse(&a, err, sizeof(err), "tenant", "update", "acme", "--burst=9999999", NULL),
+                 err);
+    expect_error("--rate is not valid for 'tenant create'",
+                 parse(&a, err, sizeof(err), "tenant", "create", "acme", "--rate", "1", NULL), err);
+    expect_error("invalid tenant name", parse(&a, err, sizeof(err), "tenant", "update", "a b", "--rate", "1", NULL),
+                 err);
+}
+
 static void test_small_error_buffer(void **state)
 {
     (void)state;
@@ -257,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_help_levels),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_faces),
+        cmocka_unit_test(test_tenant_update),
         cmocka_unit_test(test_small_error_buffer),
     };
     return cmocka_run_group_tests_name("tenants_admin_args", tests, NULL, NULL);

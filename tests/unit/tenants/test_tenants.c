@@ -192,6 +192,52 @@ static void test_key_create_authenticate(void **state)
     assert_int_equal(pv_keys_create(f->t, &ki, text, 42, PV_SCOPE_ALL), PV_ENOTFOUND);
 }
 
+/* Limits: updated, persisted, seen by authentication at once; usage metering against the quota. */
+static void test_update_limits_and_usage(void **state)
+{
+    fixture_t *f = *state;
+    pv_tenant_t tn = make_tenant(f, "acme", PV_TENANT_NETWORK), got;
+    char text[PV_KEY_TEXT_LEN + 1];
+    pv_key_info_t ki;
+    pv_auth_t auth;
+    assert_int_equal(tn.rate_per_min, 0);
+    assert_int_equal(tn.monthly_quota, 0);
+    assert_int_equal(pv_keys_create(f->t, &ki, text, tn.id, PV_SCOPE_ALL), 0);
+    pv_tenant_update_t u = {.set_rate = 1, .rate_per_min = 90, .set_quota = 1, .monthly_quota = 3};
+    assert_int_equal(pv_tenants_update(f->t, &got, "acme", &u), 0);
+    assert_int_equal(got.rate_per_min, 90);
+    assert_int_equal(got.retention_days, 90); /* untouched */
+    assert_memory_equal(got.secret, tn.secret, sizeof(tn.secret));
+    authenticate_ok(f, text, &auth);
+    assert_int_equal(auth.rate_per_min, 90);
+    assert_int_equal(auth.monthly_quota, 3);
+    pv_tenants_close(f->t);
+    assert_int_equal(pv_tenants_open(&f->t, f->dir), 0);
+    assert_int_equal(pv_tenants_get(f->t, &got, tn.id), 0);
+    assert_int_equal(got.monthly_quota, 3);
+    u = (pv_tenant_update_t){.set_retention = 1, .retention_days = 0};
+    assert_int_equal(pv_tenants_update(f->t, &got, "acme", &u), PV_EINVAL);
+    assert_int_equal(pv_tenants_update(f->t, &got, "nope", &u), PV_EINVAL);
+    u.retention_days = 7;
+    assert_int_equal(pv_tenants_update(f->t, &got, "nope", &u), PV_ENOTFOUND);
+
+    /* quota 3 this month: three images pass, the fourth is refused and not counted */
+    const int64_t dec = 1796342400000LL; /* 2026-12-04T00:00:00Z */
+    uint64_t used = 0;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pv_usage_take(f->t, tn.id, dec + i, 3, 1, &used), 0);
+    assert_int_equal(used, 3);
+    assert_int_equal(pv_usage_take(f->t, tn.id, dec, 3, 1, &used), PV_ELIMIT);
+    assert_int_equal(used, 3);
+    assert_int_equal(pv_usage_take(f->t, tn.id, dec, 0, 2, &used), 0); /* no quota: counted */
+    assert_int_equal(used, 5);
+    /* a new month starts from zero; another tenant has its own meter */
+    assert_int_equal(pv_usage_take(f->t, tn.id, dec + 31LL * 86400000, 3, 1, &used), 0);
+    assert_int_equal(used, 1);
+    assert_int_equal(pv_usage_take(f->t, tn.id + 1, dec, 3, 1, &used), 0);
+    assert_int_equal(used, 1);
+}
+
 static void test_key_wrong_secret_and_unknown(void **state)
 {
     fixture_t *f = *state;
@@ -497,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_sorted_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_create_authenticate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_wrong_secret_and_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_limits_and_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_revoke_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_tenants_and_delete_removes_keys, setup, teardown),
