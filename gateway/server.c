@@ -25,6 +25,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "gateway/internal.h"
+#include "gateway/metrics.h"
 
 #define DRAIN_MS 2000
 
@@ -196,6 +197,11 @@ const pv_opt_t pv_gateway_options[] = {
     {NULL, NULL, 0, 0, NULL, 0, 0, NULL},
 };
 
+static double queue_depth(void *arg)
+{
+    return (double)pv_pool_depth(arg);
+}
+
 /* The face engine, one context per worker, the pool and the gallery. */
 static int start_recognition(pv_gw_t *gw, const pv_gateway_config_t *conf, int nworkers)
 {
@@ -260,6 +266,7 @@ static int start_recognition(pv_gw_t *gw, const pv_gateway_config_t *conf, int n
     }
     if ((ret = pv_pool_create(&gw->pool, nworkers, (int)conf->queue_max)) != 0)
         return ret;
+    pv_metrics_gauge("privid_queue_depth", "Images waiting for an inference worker.", queue_depth, gw->pool);
     PV_LOG(PV_LOG_INFO, "recognition ready", "models=\"%s\" workers=%d gallery=\"%s\" blas=%s", dir, nworkers, gdir,
            pv_models_blas_core());
     return 0;

@@ -3,6 +3,9 @@
  * the sample photos (nothing is committed): a JPEG crop (another "visit" of
  * the same person, framed differently), a PNG copy, a truncated copy.
  *   imgtool crop IN OUT.jpg X Y W H      imgtool png IN OUT.png
+ *   imgtool variant IN OUT.jpg X Y W H SCALE FLIP BRIGHT QUALITY
+ *     (crop, resize by SCALE (bilinear), mirror when FLIP is 1, add BRIGHT
+ *     to every channel, re-encode at QUALITY)
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -30,7 +33,7 @@ static uint8_t *read_all(const char *path, size_t *len)
     return b;
 }
 
-static int write_jpeg(const char *path, const uint8_t *rgb, int w, int h, size_t stride)
+static int write_jpeg(const char *path, const uint8_t *rgb, int w, int h, size_t stride, int quality)
 {
     FILE *f = fopen(path, "wb");
     if (f == NULL)
@@ -45,7 +48,7 @@ static int write_jpeg(const char *path, const uint8_t *rgb, int w, int h, size_t
     c.input_components = 3;
     c.in_color_space = JCS_RGB;
     jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 92, TRUE);
+    jpeg_set_quality(&c, quality, TRUE);
     jpeg_start_compress(&c, TRUE);
     while (c.next_scanline < c.image_height) {
         JSAMPROW row = (JSAMPROW)(rgb + (size_t)c.next_scanline * stride);
@@ -94,7 +97,36 @@ int main(int argc, char **argv)
             fprintf(stderr, "imgtool: crop outside the image\n");
             rc = 1;
         } else {
-            rc = write_jpeg(argv[3], img.rgb + (size_t)y * img.stride + (size_t)x * 3, w, h, img.stride);
+            rc = write_jpeg(argv[3], img.rgb + (size_t)y * img.stride + (size_t)x * 3, w, h, img.stride, 92);
+        }
+    } else if (strcmp(argv[1], "variant") == 0 && argc == 12) {
+        int x = atoi(argv[4]), y = atoi(argv[5]), w = atoi(argv[6]), h = atoi(argv[7]);
+        double sc = atof(argv[8]);
+        int flip = atoi(argv[9]), bright = atoi(argv[10]), q = atoi(argv[11]);
+        int ow = (int)(w * sc), oh = (int)(h * sc);
+        if (x < 0 || y < 0 || w < 8 || h < 8 || x + w > img.w || y + h > img.h || ow < 8 || oh < 8 ||
+            ow > 8000 || oh > 8000 || q < 1 || q > 100) {
+            fprintf(stderr, "imgtool: bad variant arguments\n");
+            rc = 1;
+        } else {
+            uint8_t *out = malloc((size_t)ow * oh * 3);
+            for (int r = 0; out != NULL && r < oh; r++)
+                for (int c = 0; c < ow; c++) {
+                    double sy = (r + 0.5) / sc - 0.5, sx = (c + 0.5) / sc - 0.5;
+                    int y0 = sy < 0 ? 0 : (int)sy, x0 = sx < 0 ? 0 : (int)sx;
+                    int y1 = y0 + 1 < h ? y0 + 1 : h - 1, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
+                    double fy = sy - y0 < 0 ? 0 : sy - y0, fx = sx - x0 < 0 ? 0 : sx - x0;
+                    int oc = flip ? ow - 1 - c : c;
+                    for (int ch = 0; ch < 3; ch++) {
+#define PX(yy, xx) img.rgb[(size_t)(y + (yy)) * img.stride + (size_t)(x + (xx)) * 3 + ch]
+                        double v = (PX(y0, x0) * (1 - fx) + PX(y0, x1) * fx) * (1 - fy) +
+                                   (PX(y1, x0) * (1 - fx) + PX(y1, x1) * fx) * fy + bright;
+#undef PX
+                        out[((size_t)r * ow + oc) * 3 + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v + 0.5);
+                    }
+                }
+            rc = out == NULL || write_jpeg(argv[3], out, ow, oh, (size_t)ow * 3, q);
+            free(out);
         }
     } else if (strcmp(argv[1], "png") == 0) {
         rc = write_png(argv[3], &img);

@@ -64,6 +64,18 @@ check_eq "crop a: same visitor" "$V0" "$(jf '.faces[0].visitor')"
 check_eq "crop a: second visit" 2 "$(jf '.faces[0].visits')"
 check_eq "crop a: close and confident" true "$(jf '.faces[0].distance < 0.4 and .faces[0].confidence > 0.5')"
 
+# the same face scaled, mirrored, brightened, darkened and re-encoded: one visitor
+for v in "500 200 800 700 0.7 0 0 90" "600 300 700 600 1.5 0 0 85" "500 200 800 700 1 1 0 90" \
+         "500 200 800 700 1 0 40 90" "500 200 800 700 1 0 -40 90" "550 250 700 600 0.8 1 20 35"; do
+  "$IMGTOOL" variant "$S/sample1.jpg" "$PV_TMP/variant.jpg" $v || pv_fail "imgtool variant $v"
+  post "$KA" "/v1/identify" "$PV_TMP/variant.jpg"
+  check_eq "variant [$v]: the same visitor" "returning $V0" \
+    "$(jf '[.faces[] | select(.status == "returning")][0] | "\(.status) \(.visitor)"')"
+done
+# and different people stay different: sample3's faces are nobody we know
+post "$KA" "/v1/identify" "$S/sample3.jpg"
+check_eq "strangers are not returning" 0 "$(jf '[.faces[] | select(.status == "returning")] | length')"
+
 # multipart upload, another framing: still the same visitor
 http POST "$URL/v1/recognize?camera=till-2" -H "Authorization: Bearer $KA" -F "image=@$PV_TMP/face0_b.jpg;type=image/jpeg"
 check_eq "multipart recognize" 200 "$HTTP_STATUS"
@@ -274,6 +286,7 @@ check_match "and serves the rest" '200' "$codes"
 check_match "503 says when to retry" '[Rr]etry-[Aa]fter: 1' "$(cat "$PV_TMP"/busy.*.h)"
 http GET "$URL/metrics"
 check_match "shed requests are counted" 'privid_shed_total [1-9]' "$HTTP_BODY"
+check_match "queue depth is exported" 'privid_queue_depth [0-9]' "$HTTP_BODY"
 stop_pid "$GW_PID"; check_eq "clean shutdown after overload" 0 "$?"
 
 pv_finish
