@@ -35,6 +35,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "gateway/pool.h"
 #include "recognizer/gallery.h"
 #include "recognizer/shard_proto.h"
@@ -428,50 +429,6 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- listening ---- */
 
-/* Binds HOST:PORT (or [V6]:PORT) non-blocking; `bound` receives the address
- * really bound (port 0 = a free one). */
-static int bind_listener(int *out, const char *spec, char *bound, size_t boundlen)
-{
-    char host[256], port[8];
-    const char *colon = strrchr(spec, ':');
-    if (colon == NULL || colon == spec || (size_t)(colon - spec) >= sizeof(host) || strlen(colon + 1) == 0 ||
-        strlen(colon + 1) >= sizeof(port))
-        return PV_EINVAL;
-    size_t hlen = (size_t)(colon - spec);
-    const char *h = spec;
-    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']')
-        h++, hlen -= 2;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    strcpy(port, colon + 1);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
-    if (getaddrinfo(host, port, &hints, &ai) != 0)
-        return PV_EINVAL;
-    int ret = 0, one = 1, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        ret = -errno;
-        goto out;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0 ||
-        fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
-        ret = -errno;
-        close(fd);
-        goto out;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    char hbuf[NI_MAXHOST], sbuf[NI_MAXSERV];
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    getnameinfo((struct sockaddr *)&ss, sl, hbuf, sizeof(hbuf), sbuf, sizeof(sbuf), NI_NUMERICHOST | NI_NUMERICSERV);
-    snprintf(bound, boundlen, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hbuf, sbuf);
-    *out = fd;
-out:
-    freeaddrinfo(ai);
-    return ret;
-}
-
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     if (err != NULL)
@@ -555,7 +512,7 @@ static int serve(const shard_config_t *conf)
         goto out;
     for (int i = 0; i < conf->listen.count; i++) {
         char bound[300];
-        if ((ret = bind_listener(&fds[nfds], conf->listen.items[i], bound, sizeof(bound))) != 0) {
+        if ((ret = pv_net_listen(&fds[nfds], conf->listen.items[i], bound, sizeof(bound))) != 0) {
             PV_LOG(PV_LOG_ERROR, "cannot listen", "addr=\"%s\" err=\"%s\"", conf->listen.items[i],
                    ret == PV_EINVAL ? "expected HOST:PORT" : pv_strerror(ret));
             goto out;
