@@ -65,26 +65,26 @@ pct() { sort -g | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p/100+0.999999); if (i
 
 # latency LABEL PATH-AND-QUERY: N sequential requests after 5 warm-up ones
 latency() {
-  local label=$1 path=$2 i t c s o st f q tt x
+  local label=$1 path=$2 i t c s o st f q tt x mt
   for i in 1 2 3 4 5; do post "$path" "$tmp/warm.json" >/dev/null; done
-  : > "$tmp/lat"; : > "$tmp/srv"; : > "$tmp/ovh"; : > "$tmp/store"; : > "$tmp/codes"; : > "$tmp/queue"; : > "$tmp/total"; : > "$tmp/ovhx"
+  : > "$tmp/lat"; : > "$tmp/srv"; : > "$tmp/ovh"; : > "$tmp/store"; : > "$tmp/codes"; : > "$tmp/queue"; : > "$tmp/total"; : > "$tmp/ovhx"; : > "$tmp/match"
   for i in $(seq 1 "$n"); do
     t=$(post "$path" "$tmp/r.json")
     jq -r --arg t "$t" '
       .timings_ms as $m | ($t|split(" ")|map(tonumber*1000)) as [$pre, $c] |
       ($m.decode+$m.detect+$m.landmarks+$m.embed+$m.match) as $inf |
-      "\($c) \($inf) \($c-$inf) \($m.store) \(.faces|length):\([.faces[].status]|join(",")) \($m.queue) \($m.total) \($c-$pre-$inf)"' \
+      "\($c) \($inf) \($c-$inf) \($m.store) \(.faces|length):\([.faces[].status]|join(",")) \($m.queue) \($m.total) \($c-$pre-$inf) \($m.match)"' \
       "$tmp/r.json" > "$tmp/one" || { echo "bad answer: $(head -c 300 "$tmp/r.json")" >&2; exit 1; }
-    read -r c s o st f q tt x < "$tmp/one"
-    echo "$q" >> "$tmp/queue"; echo "$tt" >> "$tmp/total"; echo "$x" >> "$tmp/ovhx"
+    read -r c s o st f q tt x mt < "$tmp/one"
+    echo "$q" >> "$tmp/queue"; echo "$tt" >> "$tmp/total"; echo "$x" >> "$tmp/ovhx"; echo "$mt" >> "$tmp/match"
     echo "$c" >> "$tmp/lat"; echo "$s" >> "$tmp/srv"; echo "$o" >> "$tmp/ovh"; echo "$st" >> "$tmp/store"
     echo "$f" >> "$tmp/codes"
   done
   local faces; faces=$(sort "$tmp/codes" | uniq -c | awk '{printf "%s%s x%s", (NR>1?"; ":""), $2, $1}')
-  printf '{"bench":"recognize","what":"idle_latency","label":"%s","request":"POST %s","image":"640x480 jpeg %s bytes","faces":"%s","requests":%s,"client":"curl, new connection per request","workers":%s,"gateway_threads":%s,"gallery_identities":%s,"p50_ms":%.2f,"p90_ms":%.2f,"p99_ms":%.2f,"inference_and_search_p50_ms":%.2f,"overhead_p50_ms":%.2f,"overhead_after_client_setup_p50_ms":%.2f,"store_p50_ms":%.2f,"queue_p50_ms":%.2f,"server_total_p50_ms":%.2f,"loadavg_after":"%s"}\n' \
+  printf '{"bench":"recognize","what":"idle_latency","label":"%s","request":"POST %s","image":"640x480 jpeg %s bytes","faces":"%s","requests":%s,"client":"curl, new connection per request","workers":%s,"gateway_threads":%s,"gallery_identities":%s,"p50_ms":%.2f,"p90_ms":%.2f,"p99_ms":%.2f,"inference_and_search_p50_ms":%.2f,"match_p50_ms":%.3f,"overhead_p50_ms":%.2f,"overhead_after_client_setup_p50_ms":%.2f,"store_p50_ms":%.2f,"queue_p50_ms":%.2f,"server_total_p50_ms":%.2f,"loadavg_after":"%s"}\n' \
     "$label" "$path" "$img_bytes" "$faces" "$n" "$workers" "$gwthreads" "$identities" \
     "$(median < "$tmp/lat")" "$(pct 90 < "$tmp/lat")" "$(pct 99 < "$tmp/lat")" \
-    "$(median < "$tmp/srv")" "$(median < "$tmp/ovh")" "$(median < "$tmp/ovhx")" "$(median < "$tmp/store")" \
+    "$(median < "$tmp/srv")" "$(median < "$tmp/match")" "$(median < "$tmp/ovh")" "$(median < "$tmp/ovhx")" "$(median < "$tmp/store")" \
     "$(median < "$tmp/queue")" "$(median < "$tmp/total")" "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
@@ -98,12 +98,26 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "image/jpeg"
 wrk.headers["Authorization"] = "Bearer $key"
-done = function(summary, latency, requests)
+-- each thread keeps the answers' timings_ms.match and .total; done() takes their medians
+local threads = {}
+function setup(t) table.insert(threads, t) end
+match_ms, total_ms = {}, {}
+function response(status, headers, body)
+  local m, t = body:match('"match":([-%d.eE]+)'), body:match('"total":([-%d.eE]+)')
+  if m and t then match_ms[#match_ms + 1] = tonumber(m); total_ms[#total_ms + 1] = tonumber(t) end
+end
+local function median(key)
+  local all = {}
+  for _, t in ipairs(threads) do for _, v in ipairs(t:get(key)) do all[#all + 1] = v end end
+  table.sort(all)
+  return #all > 0 and all[math.floor((#all + 1) / 2)] or -1
+end
+function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('{"requests":%d,"duration_s":%.3f,"rps":%.2f,"p50_ms":%.2f,"p90_ms":%.2f,"p99_ms":%.2f,"max_ms":%.2f,"non_2xx":%d,"socket_errors":%d}\n',
+  io.write(string.format('{"requests":%d,"duration_s":%.3f,"rps":%.2f,"p50_ms":%.2f,"p90_ms":%.2f,"p99_ms":%.2f,"max_ms":%.2f,"non_2xx":%d,"socket_errors":%d,"server_total_p50_ms":%.2f,"match_p50_ms":%.3f}\n',
     summary.requests, summary.duration / 1e6, summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1e3, latency:percentile(90) / 1e3, latency:percentile(99) / 1e3, latency.max / 1e3,
-    e.status, e.connect + e.read + e.write + e.timeout))
+    e.status, e.connect + e.read + e.write + e.timeout, median("total_ms"), median("match_ms")))
 end
 EOF
   wrk -t1 -c"$conns" -d2s -s "$tmp/post.lua" "$url$path" > /dev/null # warm-up
