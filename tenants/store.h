@@ -18,4 +18,9 @@ struct pv_tenants {
 /* LMDB return codes -> PV_E* (the one translation of the store). */
 int pv_tenants_lmdb_err(int rc);
 
+typedef struct json_t json_t;
+/* Adds a random "event_id" to ev (taking ownership of it) and appends it to
+ * the outbox inside txn, at the next sequence number. */
+int pv_store_outbox_append(pv_tenants_t *t, MDB_txn *txn, json_t *ev);
+
 #endif

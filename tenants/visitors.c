@@ -69,8 +69,8 @@ static int get_visitor_txn(pv_tenants_t *t, MDB_txn *txn, uint64_t gid, uint64_t
     return 0;
 }
 
-/* Appends one event to the outbox at the next sequence number. */
-static int outbox_append(pv_tenants_t *t, MDB_txn *txn, json_t *ev)
+/* Appends one event to the outbox at the next sequence number (store.h). */
+int pv_store_outbox_append(pv_tenants_t *t, MDB_txn *txn, json_t *ev)
 {
     uint8_t id[16], k[8];
     char hex[33];
@@ -158,7 +158,7 @@ int pv_visits_record(pv_tenants_t *t, const pv_tenant_t *tn, const pv_visit_t *v
                       (json_int_t)v[i].ts_ms, "status", v[i].is_new ? "new" : "returning");
         if (ev != NULL && v[i].distance >= 0)
             json_object_set_new(ev, "distance", json_real(v[i].distance));
-        rc = outbox_append(t, txn, ev);
+        rc = pv_store_outbox_append(t, txn, ev);
     }
     if (rc != 0) {
         mdb_txn_abort(txn);
@@ -249,7 +249,7 @@ int pv_visitor_erase(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, s
     /* the erasure record carries no visitor ID: only that one happened */
     json_t *ev = json_pack("{s:s, s:I, s:I}", "type", "erasure", "tenant_id", (json_int_t)tn->id, "visits",
                            (json_int_t)v.visits);
-    if ((rc = outbox_append(t, txn, ev)) != 0)
+    if ((rc = pv_store_outbox_append(t, txn, ev)) != 0)
         goto out;
     /* the visitor's own events still waiting in the outbox are its data too: the writer
      * applies the erasure after them in sequence order, so PostgreSQL ends without them */
