@@ -19,8 +19,9 @@ struct pv_tenants {
 int pv_tenants_lmdb_err(int rc);
 
 typedef struct json_t json_t;
-/* Adds a random "event_id" to ev (taking ownership of it) and appends it to
- * the outbox inside txn, at the next sequence number. */
+/* Adds a random "event_id" to ev unless it has a string one (taking ownership
+ * of ev) and a "queued_ms" (now), and appends it to the outbox inside txn, at
+ * the next sequence number. */
 int pv_store_outbox_append(pv_tenants_t *t, MDB_txn *txn, json_t *ev);
 
 #endif

@@ -69,6 +69,13 @@ static int get_visitor_txn(pv_tenants_t *t, MDB_txn *txn, uint64_t gid, uint64_t
     return 0;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Appends one event to the outbox at the next sequence number (store.h). */
 int pv_store_outbox_append(pv_tenants_t *t, MDB_txn *txn, json_t *ev)
 {
@@ -84,7 +91,11 @@ int pv_store_outbox_append(pv_tenants_t *t, MDB_txn *txn, json_t *ev)
         return PV_ENOMEM;
     }
     pv_hex_encode(hex, id, sizeof(id));
-    json_object_set_new(ev, "event_id", json_string(hex));
+    /* a caller-chosen id (an idempotency key, e.g. a till's event id) is kept */
+    if (!json_is_string(json_object_get(ev, "event_id")))
+        json_object_set_new(ev, "event_id", json_string(hex));
+    /* when it entered the outbox (not when it happened): the writer's age metric */
+    json_object_set_new(ev, "queued_ms", json_integer((json_int_t)now_ms()));
     char *text = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(ev);
     if (text == NULL)
@@ -246,9 +257,12 @@ int pv_visitor_erase(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, s
         goto out_lmdb;
     mdb_cursor_close(c);
     c = NULL;
-    /* the erasure record carries no visitor ID: only that one happened */
-    json_t *ev = json_pack("{s:s, s:I, s:I}", "type", "erasure", "tenant_id", (json_int_t)tn->id, "visits",
-                           (json_int_t)v.visits);
+    /* The event names the visitor (its tenant-scoped ID, never the gid) so the writer can
+     * delete that visitor's analytics rows; the erasures table it writes keeps only that one
+     * happened (tenant, time, visit count). The outbox is our own store, already holding
+     * this visitor's ID in its visit events. */
+    json_t *ev = json_pack("{s:s, s:I, s:s, s:I, s:I}", "type", "erasure", "tenant_id", (json_int_t)tn->id,
+                           "visitor", v.id, "ts_ms", (json_int_t)now_ms(), "visits", (json_int_t)v.visits);
     if ((rc = pv_store_outbox_append(t, txn, ev)) != 0)
         goto out;
     /* the visitor's own events still waiting in the outbox are its data too: the writer
@@ -308,6 +322,77 @@ int pv_outbox_get(pv_tenants_t *t, uint64_t seq, char *buf, size_t size)
         }
     }
     mdb_txn_abort(txn);
+    return rc;
+}
+
+int pv_outbox_read(pv_tenants_t *t, uint64_t after_seq, size_t max, pv_outbox_cb cb, void *arg, size_t *n)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    uint8_t k[8];
+    MDB_val key, val;
+    int rc, r;
+    *n = 0;
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) != 0)
+        return rc;
+    if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->outbox, &c))) != 0)
+        goto out;
+    put_be64(k, after_seq);
+    key = (MDB_val){sizeof(k), k};
+    for (r = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); r == MDB_SUCCESS && *n < max;
+         r = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != 8)
+            continue;
+        uint64_t seq = get_be64(key.mv_data);
+        if (seq <= after_seq)
+            continue;
+        (*n)++;
+        if (cb(arg, seq, val.mv_data, val.mv_size) != 0)
+            break;
+    }
+    if (r != MDB_SUCCESS && r != MDB_NOTFOUND)
+        rc = pv_tenants_lmdb_err(r);
+out:
+    if (c != NULL)
+        mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int pv_outbox_delete_upto(pv_tenants_t *t, uint64_t seq, uint64_t *deleted)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    MDB_val key, val;
+    uint64_t count = 0;
+    int rc, r;
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
+        return rc;
+    if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->outbox, &c))) != 0)
+        goto out;
+    for (r = mdb_cursor_get(c, &key, &val, MDB_FIRST); r == MDB_SUCCESS;
+         r = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        if (key.mv_size == 8 && get_be64(key.mv_data) > seq)
+            break;
+        if ((r = mdb_cursor_del(c, 0)) != MDB_SUCCESS)
+            break;
+        count++;
+    }
+    if (r != MDB_SUCCESS && r != MDB_NOTFOUND) {
+        rc = pv_tenants_lmdb_err(r);
+        goto out;
+    }
+    mdb_cursor_close(c);
+    c = NULL;
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
+    txn = NULL;
+    if (rc == 0 && deleted != NULL)
+        *deleted = count;
+out:
+    if (c != NULL)
+        mdb_cursor_close(c);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
     return rc;
 }
 

@@ -54,8 +54,10 @@ int pv_visitor_get(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, siz
 
 /*
  * Erases visitor `text` of tenant tn: both mappings go and an erasure event
- * (without the visitor ID's gid) is appended to the outbox, in one
- * transaction. *gid receives the identity and *others how many other
+ * is appended to the outbox, in one transaction. The event carries the
+ * visitor ID (never the gid) so the analytics writer can delete that
+ * visitor's rows in PostgreSQL; the writer records the erasure there without
+ * it. *gid receives the identity and *others how many other
  * tenants still map it (0: the caller removes the identity's exemplars).
  * PV_ENOTFOUND as pv_visitor_get().
  */
@@ -68,5 +70,29 @@ int pv_outbox_stat(pv_tenants_t *t, uint64_t *count, uint64_t *last_seq);
 /* Copies event `seq` (JSON text, NUL-terminated) into buf (size bytes);
  * PV_ENOTFOUND when there is none, PV_ELIMIT when buf is too small. */
 int pv_outbox_get(pv_tenants_t *t, uint64_t seq, char *buf, size_t size);
+
+/*
+ * Called by pv_outbox_read for each event in sequence order. json (len bytes,
+ * not NUL-terminated) is borrowed: valid only during the call. Returns 0 to
+ * go on, nonzero to stop before the next event (this one counts as read).
+ */
+typedef int (*pv_outbox_cb)(void *arg, uint64_t seq, const char *json, size_t len);
+
+/*
+ * Reads up to max events with a sequence number above after_seq, in order,
+ * in one read transaction (never blocks writers). *n receives how many were
+ * passed to cb. Errors: PV_ESTORE (LMDB).
+ */
+int pv_outbox_read(pv_tenants_t *t, uint64_t after_seq, size_t max, pv_outbox_cb cb, void *arg, size_t *n);
+
+/*
+ * Deletes every event with a sequence number <= seq (what the writer has
+ * delivered) in one write transaction; *deleted (may be NULL) receives how
+ * many went. An append takes the last key + 1, so the events appended after a
+ * read always sort after it; numbering restarts at 1 only once the outbox is
+ * empty, so a reader starts from after_seq 0 each time rather than remember
+ * a sequence number across deletions.
+ */
+int pv_outbox_delete_upto(pv_tenants_t *t, uint64_t seq, uint64_t *deleted);
 
 #endif

@@ -3,7 +3,8 @@
  * a real LMDB store in a mkdtemp directory: counters and times, one
  * transaction per image, tenant isolation (B can neither read nor erase A's
  * visitors, and the same person has unlinkable IDs), forged IDs, erasure and
- * the events it leaves in the outbox, persistence across a reopen.
+ * the events it leaves in the outbox, reading and deleting outbox batches,
+ * persistence across a reopen.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,7 +142,10 @@ static void test_erase(void **state)
     assert_int_equal(n1, n0 + 1);
     assert_int_equal(pv_outbox_get(f->t, last, ev, sizeof(ev)), 0);
     assert_non_null(strstr(ev, "\"type\":\"erasure\""));
-    assert_null(strstr(ev, a.id));
+    /* The erasure event names the visitor so the analytics writer can delete its rows in
+     * PostgreSQL (the writer's erasures table keeps no visitor ID); it never carries the gid. */
+    assert_non_null(strstr(ev, a.id));
+    assert_null(strstr(ev, "gid"));
     assert_int_equal(pv_visitor_get(f->t, &f->b, b.id, strlen(b.id), &got), 0);
     assert_int_equal(pv_visitor_erase(f->t, &f->b, b.id, strlen(b.id), &gid, &others), 0);
     assert_int_equal(others, 0);
@@ -149,6 +153,75 @@ static void test_erase(void **state)
     assert_int_equal(pv_visits_record(f->t, &f->a, &v, 1, &got), 0);
     assert_string_equal(got.id, a.id);
     assert_int_equal(got.visits, 1);
+}
+
+typedef struct {
+    uint64_t seq[16];
+    size_t n, stop_after;
+} seen_t;
+
+static int collect(void *arg, uint64_t seq, const char *json, size_t len)
+{
+    seen_t *s = arg;
+    assert_true(len > 2 && json[0] == '{' && json[len - 1] == '}');
+    assert_true(s->n < 16);
+    s->seq[s->n++] = seq;
+    return s->stop_after != 0 && s->n >= s->stop_after;
+}
+
+static void test_outbox_read_delete(void **state)
+{
+    fixture_t *f = *state;
+    pv_visit_t v[5];
+    pv_visitor_t out[5];
+    uint64_t n, last, deleted;
+    size_t got;
+    seen_t s = {0};
+    for (int i = 0; i < 5; i++)
+        v[i] = (pv_visit_t){.gid = (uint64_t)i + 1, .ts_ms = 1, .location = "l", .camera = "c", .distance = -1};
+    assert_int_equal(pv_outbox_read(f->t, 0, 10, collect, &s, &got), 0);
+    assert_int_equal(got, 0);
+    assert_int_equal(pv_visits_record(f->t, &f->a, v, 5, out), 0);
+    assert_int_equal(pv_outbox_read(f->t, 0, 10, collect, &s, &got), 0);
+    assert_int_equal(got, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(s.seq[i], i + 1);
+    /* after a sequence number, bounded by max */
+    s = (seen_t){0};
+    assert_int_equal(pv_outbox_read(f->t, 2, 2, collect, &s, &got), 0);
+    assert_int_equal(got, 2);
+    assert_int_equal(s.seq[0], 3);
+    assert_int_equal(s.seq[1], 4);
+    /* the callback stops the read; the event it stopped on counts */
+    s = (seen_t){.stop_after = 1};
+    assert_int_equal(pv_outbox_read(f->t, 0, 10, collect, &s, &got), 0);
+    assert_int_equal(got, 1);
+    assert_int_equal(s.seq[0], 1);
+    /* delete what was delivered; later events keep their numbers */
+    assert_int_equal(pv_outbox_delete_upto(f->t, 3, &deleted), 0);
+    assert_int_equal(deleted, 3);
+    assert_int_equal(pv_outbox_stat(f->t, &n, &last), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(last, 5);
+    s = (seen_t){0};
+    assert_int_equal(pv_outbox_read(f->t, 0, 10, collect, &s, &got), 0);
+    assert_int_equal(got, 2);
+    assert_int_equal(s.seq[0], 4);
+    /* an event appended now sorts after what was read */
+    assert_int_equal(pv_visits_record(f->t, &f->b, v, 1, out), 0);
+    assert_int_equal(pv_outbox_stat(f->t, &n, &last), 0);
+    assert_int_equal(last, 6);
+    assert_int_equal(pv_outbox_delete_upto(f->t, 0, &deleted), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(pv_outbox_delete_upto(f->t, UINT64_MAX, NULL), 0);
+    assert_int_equal(pv_outbox_stat(f->t, &n, &last), 0);
+    assert_int_equal(n, 0);
+    /* every event says when it was queued */
+    char ev[1024];
+    assert_int_equal(pv_visits_record(f->t, &f->b, v, 1, out), 0);
+    assert_int_equal(pv_outbox_stat(f->t, &n, &last), 0);
+    assert_int_equal(pv_outbox_get(f->t, last, ev, sizeof(ev)), 0);
+    assert_non_null(strstr(ev, "\"queued_ms\":"));
 }
 
 static void test_bad_input_and_reopen(void **state)
@@ -182,6 +255,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_isolation_and_forgery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_read_delete, setup, teardown),
     };
     return cmocka_run_group_tests_name("tenants_visitors", tests, NULL, NULL);
 }
