@@ -111,3 +111,75 @@ int pv_memeq_ct(const void *a, const void *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len);
 }
+
+/* ---- RFC 3339 times (moved from gateway/request.c: tenants/events.c parses them too) ---- */
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+static int64_t days_from_civil(int y, int m, int d)
+{
+    /* proleptic Gregorian calendar, days since 1970-01-01 */
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int pv_rfc3339_parse(int64_t *out_ms, const char *s, size_t len)
+{
+    int y, mo, d, h, mi, se, ms = 0;
+    if (len < 20 || len > 40)
+        return PV_EINVAL;
+    if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' || digits(s + 8, 2, &d) ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || digits(s + 11, 2, &h) || s[13] != ':' ||
+        digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &se))
+        return PV_EINVAL;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 ||
+        mi > 59 || se > 60)
+        return PV_EINVAL;
+    size_t i = 19;
+    if (i < len && s[i] == '.') {
+        size_t start = ++i;
+        int scale = 100;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            ms += (s[i] - '0') * scale;
+            scale /= 10;
+            i++;
+        }
+        if (i == start || i - start > 9)
+            return PV_EINVAL;
+    }
+    int offset_min = 0;
+    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-')) {
+        int oh, om;
+        if (digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+            return PV_EINVAL;
+        offset_min = (oh * 60 + om) * (s[i] == '-' ? -1 : 1);
+        i += 6;
+    } else {
+        return PV_EINVAL;
+    }
+    if (i != len)
+        return PV_EINVAL;
+    if (se == 60)
+        se = 59; /* a leap second maps onto the second before it */
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - (int64_t)offset_min * 60;
+    *out_ms = secs * 1000 + ms;
+    return 0;
+}

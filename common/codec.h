@@ -1,7 +1,8 @@
 /*
  * Small encodings and randomness shared by tenants (API keys), gateway
  * (request ids) and recognizer (visitor IDs): hex, unpadded base64url,
- * cryptographic random bytes and constant-time comparison (OpenSSL).
+ * cryptographic random bytes and constant-time comparison (OpenSSL), RFC 3339
+ * times (gateway query parameters, business events).
  */
 #ifndef PV_COMMON_CODEC_H
 #define PV_COMMON_CODEC_H
@@ -31,5 +32,9 @@ int pv_random_bytes(void *buf, size_t len);
 
 /* Compares two equal-length buffers in time independent of their contents; 0 when equal. */
 int pv_memeq_ct(const void *a, const void *b, size_t len);
+
+/* Parses an RFC 3339 date-time ("2026-12-04T10:00:00.250+01:00", 'Z' or offset) into unix ms.
+ * Returns 0, or PV_EINVAL (malformed, impossible date, before 1970). */
+int pv_rfc3339_parse(int64_t *out_ms, const char *s, size_t len);
 
 #endif

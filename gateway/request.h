@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "common/codec.h"     /* pv_rfc3339_parse */
 #include "recognizer/face.h" /* pv_detector_t */
 
 #define PV_LABEL_MAX 64 /* location and camera labels, bytes */
@@ -34,9 +35,6 @@ typedef struct {
  * Returns 0, or PV_EINVAL with err filled.
  */
 int pv_params_parse(pv_recog_params_t *out, const char *query, size_t len, pv_req_error_t *err);
-
-/* Parses an RFC 3339 date-time ("2026-12-04T10:00:00.250+01:00", 'Z' or offset) into unix ms. */
-int pv_rfc3339_parse(int64_t *out_ms, const char *s, size_t len);
 
 /*
  * Finds the image in a request body. content_type is the request's

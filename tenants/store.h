@@ -13,6 +13,7 @@ struct pv_tenants {
     MDB_env *env;
     MDB_dbi tenants, names, keys, meta;
     MDB_dbi visitors, visitor_ids, outbox, usage;
+    MDB_dbi event_ids; /* business events: (tenant, client event_id) -> outbox seq (events.c) */
 };
 
 /* LMDB return codes -> PV_E* (the one translation of the store). */
