@@ -1,0 +1,61 @@
+/*
+ * The analytics writer: one thread that drains the tenants store's LMDB
+ * outbox into PostgreSQL. Each batch (events in sequence order) is inserted
+ * in one transaction with ON CONFLICT DO NOTHING on the event's key, then
+ * deleted from LMDB after the commit: at-least-once delivery onto idempotent
+ * inserts, so every event lands exactly once. PostgreSQL down: events wait in
+ * LMDB, reconnection backs off exponentially up to a cap (no busy loop).
+ */
+#ifndef PV_ANALYTICS_WRITER_H
+#define PV_ANALYTICS_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "tenants/tenants.h"
+
+typedef struct pv_writer pv_writer_t;
+
+/* How a batch travels to PostgreSQL (tests/bench/analytics/bench_writer.c
+ * compares them). */
+typedef enum {
+    PV_WRITER_DEFAULT = 0,  /* the fastest measured here (PV_WRITER_INSERT) */
+    PV_WRITER_INSERT = 1,   /* one INSERT ... SELECT over a jsonb array of the batch */
+    PV_WRITER_COPY = 2,     /* COPY into a temporary table, then INSERT ... SELECT */
+    PV_WRITER_PIPELINE = 3, /* one prepared INSERT per event, libpq pipeline mode */
+} pv_writer_method_t;
+
+typedef struct {
+    const char *dsn;           /* libpq connection string (copied) */
+    size_t batch_max;          /* events per transaction; 0: 1000 */
+    int idle_ms;               /* outbox poll when empty (pv_writer_notify wakes it); 0: 200 */
+    int backoff_min_ms;        /* first retry delay after a failure; 0: 100 */
+    int backoff_max_ms;        /* cap of the doubling retry delay; 0: 5000 */
+    pv_writer_method_t method; /* PV_WRITER_DEFAULT unless benchmarking */
+} pv_writer_conf_t;
+
+/*
+ * Starts the writer over store t (borrowed: it must outlive the writer). The
+ * caller owns *out and stops it with pv_writer_stop. Returns 0, PV_EINVAL,
+ * PV_ENOMEM or -errno (thread creation).
+ */
+int pv_writer_start(pv_writer_t **out, pv_tenants_t *t, const pv_writer_conf_t *conf);
+
+/* Wakes the writer when it is idle (new events were appended). Safe from any
+ * thread, never blocks for long; a writer backing off after a failure keeps
+ * its delay. */
+void pv_writer_notify(pv_writer_t *w);
+
+/* Stops the thread (after the batch in flight) and frees; NULL is a no-op.
+ * Events not yet delivered stay in the outbox for the next start. */
+void pv_writer_stop(pv_writer_t *w);
+
+/* Metrics, safe from any thread (atomics, refreshed on every writer cycle). */
+uint64_t pv_writer_depth(const pv_writer_t *w);          /* events waiting in the outbox */
+int64_t pv_writer_oldest_age_ms(const pv_writer_t *w);   /* age of the oldest waiting event, 0 when none */
+uint64_t pv_writer_delivered(const pv_writer_t *w);      /* events committed to PostgreSQL */
+int64_t pv_writer_last_delivery_ms(const pv_writer_t *w); /* unix ms of the last commit, 0 before */
+uint64_t pv_writer_failures(const pv_writer_t *w);       /* failed connection or batch attempts */
+uint64_t pv_writer_rejected(const pv_writer_t *w);       /* events PostgreSQL refused as invalid (dropped) */
+int pv_writer_connected(const pv_writer_t *w);           /* 1 while the last attempt succeeded */
+
+#endif

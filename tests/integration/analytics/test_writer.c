@@ -1,0 +1,377 @@
+/*
+ * Integration test of the analytics writer (analytics/writer.c) against the
+ * real PostgreSQL of the harness (PRIVID_TEST_PG): it creates its own
+ * database, applies migrations/ with privid-admin's migrate code, and drops
+ * the database at the end. Exactly once (overlapping runs, and a crash
+ * between the commit and the LMDB delete simulated by restoring a copy of
+ * the store), every delivery method, PostgreSQL unreachable (events wait,
+ * retries back off), erasure (rows gone, record without the visitor ID,
+ * ordering with a later visit), and an event PostgreSQL refuses.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "analytics/writer.h"
+#include "common/error.h"
+#include "tenants/admin_pg.h"
+#include "tenants/store.h"
+#include "tenants/tenants.h"
+#include "tenants/visitors.h"
+
+#define BAD_DSN "host=127.0.0.1 port=1 dbname=none connect_timeout=2"
+
+static char g_db[64], g_dsn[1024], g_admin_dsn[1024];
+static const char *g_migrations;
+
+typedef struct {
+    char dir[64];
+    pv_tenants_t *t;
+    pv_tenant_t a, b;
+    PGconn *pg;
+} fixture_t;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long long scalar(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        fprintf(stderr, "query failed: %s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+        fail();
+    }
+    long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+static uint64_t depth(fixture_t *f)
+{
+    uint64_t n, last;
+    assert_int_equal(pv_outbox_stat(f->t, &n, &last), 0);
+    return n;
+}
+
+/* Waits until the outbox is empty (the writer delivered and deleted everything). */
+static void wait_empty(fixture_t *f, pv_writer_t *w)
+{
+    for (int i = 0; i < 2000 && depth(f) > 0; i++)
+        sleep_ms(10);
+    assert_int_equal(depth(f), 0);
+    (void)w;
+}
+
+static void record(fixture_t *f, const pv_tenant_t *tn, uint64_t gid0, int n, int64_t ts, pv_visitor_t *last)
+{
+    for (int i = 0; i < n; i++) {
+        pv_visit_t v = {.gid = gid0 + (uint64_t)(i % 97), .ts_ms = ts + i, .location = i % 2 ? "door" : "till",
+                        .camera = "cam\t\"1\"\\", .is_new = i < 97, .distance = i < 97 ? -1 : 0.25};
+        pv_visitor_t out;
+        assert_int_equal(pv_visits_record(f->t, tn, &v, 1, &out), 0);
+        if (last != NULL)
+            *last = out;
+    }
+}
+
+static void append_raw(fixture_t *f, json_t *ev)
+{
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(f->t->env, NULL, 0, &txn), 0);
+    assert_int_equal(pv_store_outbox_append(f->t, txn, ev), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+static pv_writer_t *start(fixture_t *f, const char *dsn, pv_writer_method_t method, size_t batch)
+{
+    pv_writer_t *w = NULL;
+    pv_writer_conf_t conf = {.dsn = dsn, .batch_max = batch, .idle_ms = 20, .backoff_min_ms = 50,
+                             .backoff_max_ms = 400, .method = method};
+    assert_int_equal(pv_writer_start(&w, f->t, &conf), 0);
+    return w;
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/pv_writer_XXXXXX");
+    if (mkdtemp(f->dir) == NULL || pv_tenants_open(&f->t, f->dir) != 0 ||
+        pv_tenants_create(f->t, &f->a, "store-a", PV_TENANT_NETWORK, 90) != 0 ||
+        pv_tenants_create(f->t, &f->b, "store-b", PV_TENANT_NETWORK, 90) != 0)
+        return -1;
+    f->pg = PQconnectdb(g_dsn);
+    if (PQstatus(f->pg) != CONNECTION_OK)
+        return -1;
+    PQclear(PQexec(f->pg, "TRUNCATE visits, events, erasures"));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    PQfinish(f->pg);
+    pv_tenants_close(f->t);
+    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Overlapping runs and a replay of everything already committed: still once. */
+static void exactly_once(void **state, pv_writer_method_t method)
+{
+    fixture_t *f = *state;
+    char src[128], snap[128];
+    record(f, &f->a, 1000, 300, 1700000000000, NULL);
+    record(f, &f->b, 1000, 20, 1700000000000, NULL);
+    /* a snapshot of the store with all 320 events: restoring it later is a crash
+     * after PostgreSQL committed them and before LMDB deleted them */
+    pv_tenants_close(f->t);
+    snprintf(src, sizeof(src), "%s/data.mdb", f->dir);
+    snprintf(snap, sizeof(snap), "%s/snapshot.mdb", f->dir);
+    copy_file(src, snap);
+    assert_int_equal(pv_tenants_open(&f->t, f->dir), 0);
+
+    pv_writer_t *w = start(f, g_dsn, method, 64);
+    wait_empty(f, w);
+    pv_writer_stop(w);
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 320);
+    assert_int_equal(scalar(f->pg, "SELECT count(DISTINCT event_id) FROM visits"), 320);
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits WHERE camera <> E'cam\\t\"1\"\\\\'"), 0);
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits WHERE status = 'new'"), 97 + 20);
+
+    pv_tenants_close(f->t);
+    copy_file(snap, src);
+    assert_int_equal(pv_tenants_open(&f->t, f->dir), 0);
+    assert_int_equal(depth(f), 320);
+    record(f, &f->a, 5000, 30, 1700000500000, NULL); /* new events after the replayed ones */
+    w = start(f, g_dsn, method, 100);
+    wait_empty(f, w);
+    assert_int_equal(pv_writer_delivered(w), 350);
+    assert_true(pv_writer_last_delivery_ms(w) > 0);
+    pv_writer_stop(w);
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 350);
+    assert_int_equal(scalar(f->pg, "SELECT count(DISTINCT event_id) FROM visits"), 350);
+}
+
+static void test_exactly_once_insert(void **state)
+{
+    exactly_once(state, PV_WRITER_INSERT);
+}
+
+static void test_exactly_once_copy(void **state)
+{
+    exactly_once(state, PV_WRITER_COPY);
+}
+
+static void test_exactly_once_pipeline(void **state)
+{
+    exactly_once(state, PV_WRITER_PIPELINE);
+}
+
+/* PostgreSQL unreachable: events wait, retries back off; a good DSN then delivers. */
+static void test_pg_down(void **state)
+{
+    fixture_t *f = *state;
+    record(f, &f->a, 1, 25, 1700000000000, NULL);
+    pv_writer_t *w = start(f, BAD_DSN, PV_WRITER_DEFAULT, 0);
+    sleep_ms(1500);
+    uint64_t failures = pv_writer_failures(w);
+    /* 50, 100, 200, 400, 400... ms apart: a handful in 1.5 s, never a spin */
+    assert_true(failures >= 2);
+    assert_true(failures <= 12);
+    assert_int_equal(pv_writer_connected(w), 0);
+    assert_int_equal(pv_writer_delivered(w), 0);
+    assert_int_equal(pv_writer_depth(w), 25);
+    assert_true(pv_writer_oldest_age_ms(w) >= 1000);
+    pv_writer_stop(w);
+    assert_int_equal(depth(f), 25);
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 0);
+
+    w = start(f, g_dsn, PV_WRITER_DEFAULT, 0);
+    wait_empty(f, w);
+    sleep_ms(100); /* a cycle to refresh the gauges */
+    assert_int_equal(pv_writer_connected(w), 1);
+    assert_int_equal(pv_writer_depth(w), 0);
+    assert_int_equal(pv_writer_oldest_age_ms(w), 0);
+    pv_writer_stop(w);
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 25);
+}
+
+/* Erasure: the visitor's visits and events go, other visitors and tenants stay,
+ * the erasures row has no visitor ID, a visit after the erasure survives. */
+static void test_erasure(void **state)
+{
+    fixture_t *f = *state;
+    pv_visitor_t x, y, xb;
+    char sql[512];
+    uint64_t gid;
+    size_t others;
+    pv_visit_t vx = {.gid = 77, .ts_ms = 1700000000000, .location = "l", .camera = "c", .distance = -1};
+    pv_visit_t vy = {.gid = 78, .ts_ms = 1700000000000, .location = "l", .camera = "c", .distance = -1};
+    assert_int_equal(pv_visits_record(f->t, &f->a, &vx, 1, &x), 0);
+    vx.ts_ms += 1000;
+    assert_int_equal(pv_visits_record(f->t, &f->a, &vx, 1, &x), 0);
+    assert_int_equal(pv_visits_record(f->t, &f->a, &vy, 1, &y), 0);
+    assert_int_equal(pv_visits_record(f->t, &f->b, &vx, 1, &xb), 0);
+    append_raw(f, json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:s}", "type", "purchase", "tenant_id",
+                            (json_int_t)f->a.id, "visitor", x.id, "ts_ms", (json_int_t)1700000003000, "location",
+                            "till", "amount_minor", (json_int_t)1250, "currency", "EUR"));
+    append_raw(f, json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:s, s:{s:s}}", "type", "purchase", "tenant_id",
+                            (json_int_t)f->a.id, "visitor", y.id, "ts_ms", (json_int_t)1700000003000, "location",
+                            "till", "amount_minor", (json_int_t)500, "currency", "EUR", "attrs", "sku", "42"));
+    /* half delivered before the erasure, the rest after: both orders must end erased */
+    pv_writer_t *w = start(f, g_dsn, PV_WRITER_DEFAULT, 0);
+    wait_empty(f, w);
+    pv_writer_stop(w);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE tenant_id = %llu AND visitor = '%s'",
+             (unsigned long long)f->a.id, x.id);
+    assert_int_equal(scalar(f->pg, sql), 2);
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM events"), 2);
+
+    assert_int_equal(pv_visits_record(f->t, &f->a, &vx, 1, &x), 0); /* a third visit, still in the outbox */
+    assert_int_equal(pv_visitor_erase(f->t, &f->a, x.id, strlen(x.id), &gid, &others), 0);
+    vx.ts_ms += 5000;
+    assert_int_equal(pv_visits_record(f->t, &f->a, &vx, 1, &x), 0); /* seen again after the erasure */
+    w = start(f, g_dsn, PV_WRITER_DEFAULT, 0);
+    wait_empty(f, w);
+    pv_writer_stop(w);
+    assert_int_equal(scalar(f->pg, sql), 1); /* only the visit after the erasure */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE tenant_id = %llu AND visitor = '%s' AND ts = "
+             "'epoch'::timestamptz + %lld * interval '1 millisecond'",
+             (unsigned long long)f->a.id, x.id, (long long)vx.ts_ms);
+    assert_int_equal(scalar(f->pg, sql), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE visitor = '%s'", x.id);
+    assert_int_equal(scalar(f->pg, sql), 0);
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM events"), 1); /* y's purchase stays */
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM events WHERE attrs->>'sku' = '42' AND "
+                                   "amount_minor = 500 AND currency = 'EUR'"), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE visitor = '%s'", y.id);
+    assert_int_equal(scalar(f->pg, sql), 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE tenant_id = %llu", (unsigned long long)f->b.id);
+    assert_int_equal(scalar(f->pg, sql), 1); /* the same person at tenant B is B's, untouched */
+    snprintf(sql, sizeof(sql), "SELECT visits FROM erasures WHERE tenant_id = %llu", (unsigned long long)f->a.id);
+    assert_int_equal(scalar(f->pg, sql), 3);
+    /* the erasure record names no visitor, in any column */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM erasures e WHERE row_to_json(e)::text LIKE '%%%s%%'", x.id);
+    assert_int_equal(scalar(f->pg, sql), 0);
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                                   "'erasures' AND column_name LIKE '%visitor%'"), 0);
+}
+
+/* An event PostgreSQL refuses (no status) is dropped and counted; the rest arrive. */
+static void test_rejected_event(void **state)
+{
+    fixture_t *f = *state;
+    record(f, &f->a, 1, 10, 1700000000000, NULL);
+    append_raw(f, json_pack("{s:s, s:I, s:s, s:I}", "type", "visit", "tenant_id", (json_int_t)f->a.id,
+                            "visitor", "nobody", "ts_ms", (json_int_t)1700000000000));
+    record(f, &f->a, 100, 10, 1700000000000, NULL);
+    pv_writer_t *w = start(f, g_dsn, PV_WRITER_DEFAULT, 0);
+    wait_empty(f, w);
+    assert_int_equal(pv_writer_rejected(w), 1);
+    assert_int_equal(pv_writer_delivered(w), 20);
+    pv_writer_stop(w);
+    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 20);
+}
+
+/* The same server, another database (key=value or URI DSN). */
+static void dsn_for(char *out, size_t size, const char *base, const char *db)
+{
+    if (strncmp(base, "postgres://", 11) == 0 || strncmp(base, "postgresql://", 13) == 0) {
+        const char *p = strstr(base, "://") + 3;
+        const char *slash = strchr(p, '/'), *q = strchr(p, '?');
+        size_t host_end = slash != NULL ? (size_t)(slash - base) : q != NULL ? (size_t)(q - base) : strlen(base);
+        snprintf(out, size, "%.*s/%s%s", (int)host_end, base, db, q != NULL ? q : "");
+    } else {
+        snprintf(out, size, "%s dbname=%s", base, db);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *base = getenv("PRIVID_TEST_PG");
+    char err[512], sql[128];
+    size_t applied = 0;
+    PGconn *admin = NULL, *c = NULL;
+    int rc = 1;
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_writer MIGRATIONS_DIR\n");
+        return 2;
+    }
+    g_migrations = argv[1];
+    if (base == NULL || *base == '\0') {
+        fprintf(stderr, "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)\n");
+        return 1;
+    }
+    snprintf(g_admin_dsn, sizeof(g_admin_dsn), "%s", base);
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    snprintf(g_db, sizeof(g_db), "privid_w_%d_%d", (int)getpid(), rand() % 100000);
+    dsn_for(g_dsn, sizeof(g_dsn), base, g_db);
+    admin = PQconnectdb(g_admin_dsn);
+    if (PQstatus(admin) != CONNECTION_OK) {
+        fprintf(stderr, "FAIL: cannot connect to PRIVID_TEST_PG: %s", PQerrorMessage(admin));
+        goto out;
+    }
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", g_db);
+    PGresult *r = PQexec(admin, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+        fprintf(stderr, "FAIL: %s: %s", sql, PQerrorMessage(admin));
+        goto out;
+    }
+    if (pv_admin_pg_connect(&c, g_dsn, err, sizeof(err)) != 0 ||
+        pv_admin_migrate(c, g_migrations, NULL, NULL, &applied, err, sizeof(err)) != 0) {
+        fprintf(stderr, "FAIL: migrate: %s\n", err);
+        goto drop;
+    }
+    PQfinish(c);
+    c = NULL;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_exactly_once_insert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exactly_once_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exactly_once_pipeline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_event, setup, teardown),
+    };
+    rc = cmocka_run_group_tests_name("analytics_writer", tests, NULL, NULL);
+drop:
+    PQfinish(c);
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", g_db);
+    PQclear(PQexec(admin, sql));
+out:
+    PQfinish(admin);
+    return rc;
+}
