@@ -10,6 +10,7 @@
 #include <h2o.h>
 #include <pthread.h>
 #include "analytics/analytics.h"
+#include "analytics/writer.h"
 #include "gateway/gateway.h"
 #include "gateway/pool.h"
 #include "gateway/ratelimit.h"
@@ -19,6 +20,9 @@
 #include "tenants/tenants.h"
 
 typedef struct pv_gw pv_gw_t;
+
+/* /readyz reports not ready while the oldest undelivered analytics event is older than this */
+#define PV_OUTBOX_READY_AGE_MS (5 * 60 * 1000)
 
 typedef struct {
     h2o_context_t super;
@@ -35,6 +39,7 @@ struct pv_gw {
     const pv_gateway_config_t *conf;
     pv_tenants_t *tenants;
     pv_pgmon_t *pgmon;  /* NULL when no DSN is configured */
+    pv_writer_t *writer; /* the outbox -> PostgreSQL writer; NULL when no DSN is configured */
     char id_prefix[9];  /* random per process, starts every request id */
     /* recognition (NULL engine: the routes answer 503) */
     pv_face_engine_t *engine;

@@ -55,12 +55,19 @@ static int readyz(h2o_req_t *req, const pv_auth_t *auth, int route)
         pg_ok = st == PV_PG_UP;
         pg = st == PV_PG_UP ? "ok" : st == PV_PG_DOWN ? "unreachable" : "checking";
     }
-    int ready = lmdb_ok && pg_ok;
+    /* analytics lagging: the oldest undelivered event is older than the bound */
+    const char *outbox = "disabled";
+    int outbox_ok = 1;
+    if (t->gw->writer != NULL) {
+        outbox_ok = pv_writer_oldest_age_ms(t->gw->writer) <= PV_OUTBOX_READY_AGE_MS;
+        outbox = outbox_ok ? "ok" : "lagging";
+    }
+    int ready = lmdb_ok && pg_ok && outbox_ok;
     if (!ready)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
     return send_json_obj(req, ready ? 200 : 503,
-                         json_pack("{s:s,s:{s:s,s:s}}", "status", ready ? "ready" : "not_ready", "checks",
-                                   "lmdb", lmdb_ok ? "ok" : "unavailable", "postgres", pg));
+                         json_pack("{s:s,s:{s:s,s:s,s:s}}", "status", ready ? "ready" : "not_ready", "checks",
+                                   "lmdb", lmdb_ok ? "ok" : "unavailable", "postgres", pg, "outbox", outbox));
 }
 
 static int whoami(h2o_req_t *req, const pv_auth_t *auth, int route)

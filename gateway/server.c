@@ -232,6 +232,46 @@ static void stop_recognition(pv_gw_t *gw)
     gw->engine = NULL;
 }
 
+static double outbox_depth(void *w)
+{
+    return (double)pv_writer_depth(w);
+}
+
+static double outbox_age(void *w)
+{
+    return (double)pv_writer_oldest_age_ms(w) / 1000.0;
+}
+
+static double outbox_delivered(void *w)
+{
+    return (double)pv_writer_delivered(w);
+}
+
+static double outbox_last_delivery(void *w)
+{
+    return (double)pv_writer_last_delivery_ms(w) / 1000.0;
+}
+
+/* The analytics writer drains the outbox to PostgreSQL; its gauges go to /metrics. */
+static int start_writer(pv_gw_t *gw, const char *dsn)
+{
+    pv_writer_conf_t wc = {.dsn = dsn};
+    int ret = pv_writer_start(&gw->writer, gw->tenants, &wc);
+    if (ret != 0) {
+        PV_LOG(PV_LOG_ERROR, "cannot start the analytics writer", "err=%s", pv_strerror(ret));
+        return ret;
+    }
+    pv_metrics_gauge("privid_outbox_depth", "Analytics events waiting in the LMDB outbox.", outbox_depth,
+                     gw->writer);
+    pv_metrics_gauge("privid_outbox_oldest_age_seconds", "Age of the oldest event waiting in the outbox.",
+                     outbox_age, gw->writer);
+    pv_metrics_gauge("privid_outbox_delivered", "Events committed to PostgreSQL since start.", outbox_delivered,
+                     gw->writer);
+    pv_metrics_gauge("privid_outbox_last_delivery_seconds", "Unix time of the last commit to PostgreSQL.",
+                     outbox_last_delivery, gw->writer);
+    return 0;
+}
+
 int pv_gateway_run(const pv_gateway_config_t *conf)
 {
     int ret = 0, nthreads = (int)conf->threads, fds[PV_CONFIG_LIST_MAX], nfds = 0, started = 0;
@@ -264,6 +304,8 @@ int pv_gateway_run(const pv_gateway_config_t *conf)
     }
     if (conf->pg != NULL && conf->pg[0] != '\0' &&
         (ret = pv_pgmon_start(&gw.pgmon, conf->pg, (int)conf->pg_check_ms)) != 0)
+        goto out;
+    if (conf->pg != NULL && conf->pg[0] != '\0' && (ret = start_writer(&gw, conf->pg)) != 0)
         goto out;
     int nworkers = (int)conf->workers;
     if (nworkers <= 0) {
@@ -342,6 +384,8 @@ out:
     free(workers);
     stop_recognition(&gw);
     pv_ratelimit_destroy(gw.ratelimit);
+    /* after the loops and workers: nothing appends any more; undelivered events stay in LMDB */
+    pv_writer_stop(gw.writer);
     pv_pgmon_stop(gw.pgmon);
     pv_tenants_close(gw.tenants);
     h2o_config_dispose(&globalconf);
