@@ -8,6 +8,7 @@
 
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
+#include <jansson.h>
 #include <pthread.h>
 #include "analytics/analytics.h"
 #include "analytics/writer.h"
@@ -68,11 +69,49 @@ int pv_http_send_code(h2o_req_t *req, int err, const char *message);
 /* What a route function returns: answered already, or answered later by a job. */
 enum { PV_ROUTE_DONE = 0, PV_ROUTE_ASYNC = 1 };
 
+/*
+ * job.c: a route's blocking work (inference, LMDB writes) as one job on the
+ * worker pool. The route allocates a struct that starts with a pv_gw_job_t
+ * (`super`), sets route, run and dispose, and calls pv_gw_job_submit(). `run`
+ * executes on a worker and fills status/body (pv_gw_job_answer/_error);
+ * the submitting loop then sends the answer, counts it in the metrics and
+ * calls `dispose`, which frees the whole job. When the request is gone by
+ * then, nothing is sent. The job must not read the request's memory.
+ */
+typedef struct pv_gw_job pv_gw_job_t;
+struct pv_gw_job {
+    pv_job_t super;
+    pv_gw_t *gw;
+    pv_gw_thread_t *thread;      /* the loop that submitted it */
+    h2o_req_t *req;              /* NULL once the request was disposed */
+    struct pv_gw_job_slot *slot; /* in the request's pool */
+    int route;                   /* index for the metrics */
+    double submitted_ms;         /* pv_gw_mono_ms() at submission */
+    void (*run)(pv_gw_job_t *j);     /* on a worker */
+    void (*dispose)(pv_gw_job_t *j); /* on the loop: frees the job */
+    /* the answer, built on the worker */
+    int status;
+    char *body;
+    int retry_after; /* seconds, sent with a 429 or 503 when > 0 */
+};
+/* Queues j; returns PV_ROUTE_ASYNC, or answers 503 itself, disposes j and
+ * returns PV_ROUTE_DONE when the queue is full. */
+int pv_gw_job_submit(h2o_req_t *req, pv_gw_job_t *j);
+/* The answer: status and obj (consumed; NULL gives a 500). On the worker. */
+void pv_gw_job_answer(pv_gw_job_t *j, int status, json_t *obj);
+/* The error object {"error":{code,message}}; a 503 gets Retry-After: 1. */
+void pv_gw_job_error(pv_gw_job_t *j, int status, const char *code, const char *message);
+/* CLOCK_MONOTONIC in milliseconds. */
+double pv_gw_mono_ms(void);
+
 /* recognize.c: the recognition routes (route = index for the metrics). */
 int pv_route_recognize(h2o_req_t *req, const pv_auth_t *auth, int route);
 int pv_route_identify(h2o_req_t *req, const pv_auth_t *auth, int route);
 int pv_route_detect(h2o_req_t *req, const pv_auth_t *auth, int route);
 int pv_route_visitor(h2o_req_t *req, const pv_auth_t *auth, int route);
+
+/* events.c: POST /v1/events, business events for the tenant's visitors. */
+int pv_route_events(h2o_req_t *req, const pv_auth_t *auth, int route);
 
 /* routes.c: the single handler on "/" that dispatches every request. */
 int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req);

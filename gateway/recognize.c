@@ -2,10 +2,8 @@
  * The recognition routes: POST /v1/recognize, /v1/identify and /v1/detect,
  * GET and DELETE /v1/visitors/{id}. The event loop only parses and
  * validates; everything blocking (decoding, the networks, the gallery, LMDB
- * writes) runs as one job on the worker pool, which also builds the JSON
- * answer, and the loop sends it. A request whose client went away while its
- * job ran is simply dropped when the job returns (the job, not the request
- * pool, owns everything the worker touches).
+ * writes) runs as one job on the worker pool (pv_gw_job_t, job.c), which
+ * also builds the JSON answer, and the loop sends it.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -27,40 +25,16 @@
 
 typedef enum { OP_RECOGNIZE, OP_IDENTIFY, OP_DETECT, OP_VISITOR_GET, OP_VISITOR_DELETE } op_t;
 
-typedef struct rjob rjob_t;
-
-/* Lives in the request's pool: tells a running job that its request is gone. */
 typedef struct {
-    rjob_t *job;
-} rslot_t;
-
-struct rjob {
-    pv_job_t super;
-    pv_gw_t *gw;
-    pv_gw_thread_t *thread; /* the loop that submitted it */
-    h2o_req_t *req;         /* NULL once the request was disposed */
-    rslot_t *slot;
+    pv_gw_job_t super;
     op_t op;
-    int route;
     pv_auth_t auth;
     pv_recog_params_t params;
     uint8_t *image; /* a copy: the worker must not read the request's memory */
     size_t image_len;
     char vid[PV_VISITOR_ID_LEN + 8];
     size_t vid_len;
-    double submitted_ms;
-    /* the answer, built on the worker */
-    int status;
-    char *body;
-    int retry_after; /* seconds, sent with a 429 or 503 when > 0 */
-};
-
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+} rjob_t;
 
 static int64_t wall_ms(void)
 {
@@ -82,28 +56,16 @@ static int seconds_to_next_month(void)
     return next > now ? (int)(next - now) : 1;
 }
 
-static void on_req_dispose(void *p)
-{
-    rslot_t *s = p;
-    if (s->job != NULL)
-        s->job->req = NULL;
-}
-
 /* ---- answers built on the worker ----------------------------------------- */
 
 static void answer(rjob_t *j, int status, json_t *obj)
 {
-    j->status = status;
-    j->body =
-        obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7)) : NULL;
-    json_decref(obj);
+    pv_gw_job_answer(&j->super, status, obj);
 }
 
 static void answer_error(rjob_t *j, int status, const char *code, const char *message)
 {
-    if (status == 503 && j->retry_after == 0)
-        j->retry_after = 1;
-    answer(j, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+    pv_gw_job_error(&j->super, status, code, message);
 }
 
 /* RFC 3339 UTC with milliseconds. */
@@ -156,8 +118,8 @@ static void image_error(rjob_t *j, int rc, const char *msg)
 
 static void run_faces(rjob_t *j)
 {
-    pv_gw_t *gw = j->gw;
-    double t_start = mono_ms(), t_match = 0, t_store = 0;
+    pv_gw_t *gw = j->super.gw;
+    double t_start = pv_gw_mono_ms(), t_match = 0, t_store = 0;
     int degraded = 0;
     pv_face_ctx_t *ctx = ctx_get(gw);
     pv_face_result_t *res = malloc(sizeof(*res));
@@ -169,7 +131,7 @@ static void run_faces(rjob_t *j)
     int rc;
 
     memset(&tn, 0, sizeof(tn));
-    pv_metrics_stage(PV_STAGE_QUEUE, (t_start - j->submitted_ms) / 1e3);
+    pv_metrics_stage(PV_STAGE_QUEUE, (t_start - j->super.submitted_ms) / 1e3);
     if (ctx == NULL || res == NULL) {
         answer_error(j, 503, "unavailable", "no capacity; try again");
         goto out;
@@ -181,7 +143,7 @@ static void run_faces(rjob_t *j)
         char m[160];
         snprintf(m, sizeof(m), "this tenant's monthly quota of %" PRIu64 " images is used up",
                  j->auth.monthly_quota);
-        j->retry_after = seconds_to_next_month();
+        j->super.retry_after = seconds_to_next_month();
         answer_error(j, 429, "quota_exceeded", m);
         goto out;
     } else if (rc != 0) {
@@ -220,7 +182,7 @@ static void run_faces(rjob_t *j)
     }
 
     /* match: one search for all faces, one decision for the image */
-    double t0 = mono_ms();
+    double t0 = pv_gw_mono_ms();
     const uint64_t owner = j->auth.mode == PV_TENANT_ISOLATED ? j->auth.tenant_id : 0;
     dec = calloc(n ? n : 1, sizeof(*dec));
     hits = calloc(n ? n * SEARCH_K : 1, sizeof(*hits));
@@ -246,11 +208,11 @@ static void run_faces(rjob_t *j)
         answer_error(j, 500, "internal", "matching failed");
         goto out;
     }
-    t_match = mono_ms() - t0;
+    t_match = pv_gw_mono_ms() - t0;
     pv_metrics_stage(PV_STAGE_SEARCH, t_match / 1e3);
 
     /* store: enrol new identities, grow returning ones, record the visits */
-    t0 = mono_ms();
+    t0 = pv_gw_mono_ms();
     const int writes = j->op == OP_RECOGNIZE;
     const int enroll = writes && j->params.enroll;
     pv_visit_t visits[PV_FACE_MAX_FACES];
@@ -307,7 +269,7 @@ static void run_faces(rjob_t *j)
         answer_error(j, 503, "unavailable", "the visits could not be recorded; try again");
         goto out;
     }
-    t_store = mono_ms() - t0;
+    t_store = pv_gw_mono_ms() - t0;
     pv_metrics_stage(PV_STAGE_STORE, t_store / 1e3);
 
     for (size_t i = 0; i < n; i++) {
@@ -335,10 +297,10 @@ respond:
     answer(j, 200,
            json_pack("{s:{s:i,s:i,s:s}, s:o, s:b, s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}}", "image", "width",
                      res->width, "height", res->height, "format", pv_image_format_name(res->format), "faces",
-                     faces, "degraded", degraded, "timings_ms", "queue", t_start - j->submitted_ms, "decode",
+                     faces, "degraded", degraded, "timings_ms", "queue", t_start - j->super.submitted_ms, "decode",
                      res->timing.decode_ms, "detect", res->timing.detect_ms, "landmarks",
                      res->timing.landmarks_ms, "embed", res->timing.embed_ms, "match", t_match, "store",
-                     t_store, "total", mono_ms() - j->submitted_ms));
+                     t_store, "total", pv_gw_mono_ms() - j->super.submitted_ms));
 out:
     if (ctx != NULL)
         ctx_put(gw, ctx);
@@ -356,7 +318,7 @@ out:
 
 static void run_visitor(rjob_t *j)
 {
-    pv_gw_t *gw = j->gw;
+    pv_gw_t *gw = j->super.gw;
     pv_tenant_t tn;
     pv_visitor_t v;
     int rc = pv_tenants_get(gw->tenants, &tn, j->auth.tenant_id);
@@ -392,66 +354,31 @@ static void run_visitor(rjob_t *j)
         answer_error(j, 503, "unavailable", "the tenants store is unavailable; try again");
 }
 
-static void job_run(pv_job_t *job)
+static void job_run(pv_gw_job_t *job)
 {
     rjob_t *j = (rjob_t *)job;
     if (j->op == OP_VISITOR_GET || j->op == OP_VISITOR_DELETE)
         run_visitor(j);
     else
         run_faces(j);
-    if (j->body == NULL && j->status == 0)
-        j->status = 500;
 }
 
 /* ---- on the event loop --------------------------------------------------- */
 
-static void job_done(pv_job_t *job)
+static void job_dispose(pv_gw_job_t *job)
 {
     rjob_t *j = (rjob_t *)job;
-    if (j->req != NULL) {
-        j->slot->job = NULL;
-        if (j->retry_after > 0) {
-            char s[16];
-            int n = snprintf(s, sizeof(s), "%d", j->retry_after);
-            h2o_iovec_t v = h2o_strdup(&j->req->pool, s, (size_t)n);
-            h2o_add_header(&j->req->pool, &j->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v.base, v.len);
-        }
-        if (j->body != NULL)
-            pv_http_send_json(j->req, j->status, j->body, strlen(j->body));
-        else
-            pv_http_send_error(j->req, 500, "internal", "could not build the response");
-        pv_metrics_request(j->route, j->req->res.status, pv_request_elapsed(j->req));
-    }
-    j->thread->inflight--;
-    free(j->body);
     free(j->image);
     free(j);
 }
 
 /* Queues j for the workers; answers 503 itself when the queue is full. */
-static int submit(h2o_req_t *req, rjob_t *j)
+static int submit(h2o_req_t *req, rjob_t *j, int route)
 {
-    pv_gw_thread_t *t = pv_gw_thread(req);
-    j->gw = t->gw;
-    j->thread = t;
-    j->req = req;
+    j->super.route = route;
     j->super.run = job_run;
-    j->super.done = job_done;
-    j->super.receiver = &t->receiver;
-    j->submitted_ms = mono_ms();
-    j->slot = h2o_mem_alloc_shared(&req->pool, sizeof(rslot_t), on_req_dispose);
-    j->slot->job = j;
-    if (pv_pool_submit(t->gw->pool, &j->super) != 0) {
-        j->slot->job = NULL;
-        free(j->image);
-        free(j);
-        pv_metrics_count(PV_COUNTER_SHED, 1);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        pv_http_send_error(req, 503, "overloaded", "too many requests in progress; try again shortly");
-        return PV_ROUTE_DONE;
-    }
-    t->inflight++;
-    return PV_ROUTE_ASYNC;
+    j->super.dispose = job_dispose;
+    return pv_gw_job_submit(req, &j->super);
 }
 
 static int image_route(h2o_req_t *req, const pv_auth_t *auth, int route, op_t op)
@@ -485,9 +412,8 @@ static int image_route(h2o_req_t *req, const pv_auth_t *auth, int route, op_t op
     memcpy(j->image, img, len);
     j->image_len = len;
     j->op = op;
-    j->route = route;
     j->auth = *auth;
-    return submit(req, j);
+    return submit(req, j, route);
 bad:
     free(j);
     pv_http_send_error(req, err.status, err.status == 415 ? "unsupported_media_type" : "bad_request", "%s",
@@ -531,7 +457,6 @@ int pv_route_visitor(h2o_req_t *req, const pv_auth_t *auth, int route)
     j->vid_len = len;
     j->op = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE")) ? OP_VISITOR_DELETE
                                                                                : OP_VISITOR_GET;
-    j->route = route;
     j->auth = *auth;
-    return submit(req, j);
+    return submit(req, j, route);
 }

@@ -122,6 +122,7 @@ static const route_t routes[] = {
     {"detect", "POST", "/v1/detect", 0, 1, PV_SCOPE_RECOGNIZE, pv_route_detect},
     {"visitor_get", "GET", "/v1/visitors/", 1, 1, PV_SCOPE_ANALYTICS, pv_route_visitor},
     {"visitor_delete", "DELETE", "/v1/visitors/", 1, 1, PV_SCOPE_ERASE, pv_route_visitor},
+    {"events", "POST", "/v1/events", 0, 1, PV_SCOPE_EVENTS, pv_route_events},
     {NULL, NULL, NULL, 0, 0, 0, NULL},
 };
 

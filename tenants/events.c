@@ -315,6 +315,22 @@ static json_t *outbox_event(const json_t *ev, const pv_tenant_t *tn)
     return o;
 }
 
+/* The outbox's highest sequence number in txn: the event just appended. */
+static int last_seq(pv_tenants_t *t, MDB_txn *txn, uint64_t *seq)
+{
+    MDB_cursor *c = NULL;
+    MDB_val key, val;
+    int rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->outbox, &c));
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
+    if (rc == MDB_SUCCESS && key.mv_size == 8)
+        *seq = get_be64(key.mv_data);
+    rc = rc == MDB_SUCCESS && key.mv_size != 8 ? PV_EFORMAT : pv_tenants_lmdb_err(rc);
+    mdb_cursor_close(c);
+    return rc;
+}
+
 /* Whether event i's event_id already appeared earlier in the batch. */
 static int repeated_in_batch(const json_t *events, size_t i)
 {
@@ -331,10 +347,8 @@ int pv_events_append(pv_tenants_t *t, const pv_tenant_t *tn, const json_t *event
                      pv_event_result_t *results, size_t *accepted)
 {
     MDB_txn *txn = NULL;
-    MDB_cursor *c = NULL;
     MDB_val key, val;
-    uint64_t seq = 1;
-    char *text = NULL;
+    uint64_t seq = 0;
     int rc;
 
     *accepted = 0;
@@ -343,19 +357,6 @@ int pv_events_append(pv_tenants_t *t, const pv_tenant_t *tn, const json_t *event
     const size_t n = json_array_size(events);
     if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
         return rc;
-    /* the next outbox sequence, once: this transaction is the only writer */
-    if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->outbox, &c))) != 0)
-        goto out;
-    rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
-    if (rc == MDB_SUCCESS && key.mv_size == 8)
-        seq = get_be64(key.mv_data) + 1;
-    else if (rc != MDB_NOTFOUND && rc != MDB_SUCCESS) {
-        rc = pv_tenants_lmdb_err(rc);
-        goto out;
-    }
-    mdb_cursor_close(c);
-    c = NULL;
-
     for (size_t i = 0; i < n; i++) {
         const json_t *ev = json_array_get(events, i);
         pv_event_result_t *r = &results[i];
@@ -392,21 +393,11 @@ int pv_events_append(pv_tenants_t *t, const pv_tenant_t *tn, const json_t *event
             snprintf(r->reason, sizeof(r->reason), "unknown visitor");
             continue;
         }
-        json_t *o = outbox_event(ev, tn);
-        text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(o);
-        if (text == NULL) {
-            rc = PV_ENOMEM;
+        /* the store's one outbox writer: it keeps our event_id and stamps queued_ms */
+        if ((rc = pv_store_outbox_append(t, txn, outbox_event(ev, tn))) != 0)
             goto out;
-        }
-        uint8_t sk[8];
-        put_be64(sk, seq);
-        key = (MDB_val){sizeof(sk), sk};
-        val = (MDB_val){strlen(text), text};
-        if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->outbox, &key, &val, MDB_APPEND))) != 0)
+        if ((rc = last_seq(t, txn, &seq)) != 0)
             goto out;
-        free(text);
-        text = NULL;
         int64_t ts_ms = 0;
         const json_t *ts = json_object_get(ev, "ts");
         pv_rfc3339_parse(&ts_ms, json_string_value(ts), json_string_length(ts));
@@ -416,7 +407,6 @@ int pv_events_append(pv_tenants_t *t, const pv_tenant_t *tn, const json_t *event
         val = (MDB_val){sizeof(iv), iv};
         if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->event_ids, &key, &val, MDB_NOOVERWRITE))) != 0)
             goto out;
-        seq++;
         r->status = PV_EVENT_ACCEPTED;
         (*accepted)++;
     }
@@ -425,9 +415,6 @@ int pv_events_append(pv_tenants_t *t, const pv_tenant_t *tn, const json_t *event
         mdb_txn_abort(txn);
     txn = NULL;
 out:
-    free(text);
-    if (c != NULL)
-        mdb_cursor_close(c);
     if (txn != NULL)
         mdb_txn_abort(txn);
     if (rc != 0)
