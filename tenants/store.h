@@ -1,7 +1,8 @@
 /*
  * Internal to tenants/: the store's LMDB handles, shared by tenants.c (tenants
- * and keys) and visitors.c (visitor mappings and the analytics outbox). Not
- * for other components: they use tenants.h and visitors.h.
+ * and keys), visitors.c (visitor mappings and the analytics outbox) and
+ * events.c (business events and their idempotency records). Not for other
+ * components: they use tenants.h, visitors.h and events.h.
  */
 #ifndef PV_TENANTS_STORE_H
 #define PV_TENANTS_STORE_H
