@@ -196,7 +196,8 @@ static int start_recognition(pv_gw_t *gw, const pv_gateway_config_t *conf, int n
                                         .count = (uint32_t)conf->shards.count,
                                         .timeout_ms = (int)conf->shard_timeout_ms};
         if ((ret = pv_shards_open_remote(&gw->shards, &rc)) != 0) {
-            PV_LOG(PV_LOG_ERROR, "bad remote shard list", "err=%s", pv_strerror(ret));
+            PV_LOG(PV_LOG_ERROR, "bad remote shard list", "err=%s expected=\"http://HOST:PORT for each --shard\"",
+                   pv_strerror(ret));
             return ret;
         }
         snprintf(gdir, sizeof(gdir), "%d remote shards", conf->shards.count);

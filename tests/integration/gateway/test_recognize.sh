@@ -230,11 +230,7 @@ start_shard() { # NAME DIR: sets SH_PID, SH_ADDR
     [ -n "$SH_ADDR" ] && grep -q 'shard started' "$PV_TMP/$1.log" && break
     sleep 0.05
   done
-  [ -n "$SH_ADDR" ] || { pv_fail "shard $1 did not start"; cat "$PV_TMP/$1.log" >&2; # ---- no image ever reaches the disk: no JPEG/PNG/Exif signature in any data directory
-hits=$(grep -rlaE 'JFIF|Exif|IHDR' "$data" "$PV_TMP/rdata" "$PV_TMP/s0" "$PV_TMP/s1" 2>/dev/null | tr '\n' ' ')
-check_eq "no image bytes in the data directories" "" "$hits"
-
-pv_finish; }
+  [ -n "$SH_ADDR" ] || { pv_fail "shard $1 did not start"; cat "$PV_TMP/$1.log" >&2; pv_finish; }
 }
 if [ -n "$PV_SHARD" ]; then
   mkdir -p "$PV_TMP/s0" "$PV_TMP/s1"
@@ -288,5 +284,31 @@ http GET "$URL/metrics"
 check_match "shed requests are counted" 'privid_shed_total [1-9]' "$HTTP_BODY"
 check_match "queue depth is exported" 'privid_queue_depth [0-9]' "$HTTP_BODY"
 stop_pid "$GW_PID"; check_eq "clean shutdown after overload" 0 "$?"
+
+# ---- configuration errors: a clear message and a non-zero exit, never a half-started gateway
+out=$("$PV_GATEWAY" --listen 127.0.0.1:0 --data-dir "$PV_TMP/cfg" --models "$PV_TMP/nowhere" 2>&1); rc=$?
+check_eq "missing models exit" 1 "$rc"
+check_match "missing models message" 'cannot load the face networks.*hint=' "$out"
+out=$("$PV_GATEWAY" --workers -1 2>&1); rc=$?
+check_eq "bad --workers exit" 2 "$rc"
+check_match "bad --workers message" 'workers must be an integer' "$out"
+out=$("$PV_GATEWAY" --queue-max 0 2>&1); rc=$?
+check_eq "bad --queue-max exit" 2 "$rc"
+out=$("$PV_GATEWAY" --local-shards 65 2>&1); rc=$?
+check_eq "bad --local-shards exit" 2 "$rc"
+out=$("$PV_GATEWAY" --listen 127.0.0.1:0 --data-dir "$PV_TMP/cfg" --shard 'not a url' 2>&1); rc=$?
+check_eq "bad --shard exit" 1 "$rc"
+check_match "bad --shard message" 'bad remote shard list' "$out"
+"$PV_ADMIN" --data-dir "$PV_TMP/cfg" tenant create off >/dev/null || pv_fail "tenant create off"
+K_OFF=$("$PV_ADMIN" --data-dir "$PV_TMP/cfg" key create off 2>/dev/null)
+start_gateway off --threads 1 --data-dir "$PV_TMP/cfg" --models off
+URL=$GW_URL
+post "$K_OFF" "/v1/detect" "$S/sample1.jpg"
+check_eq "recognition off: 503, not a crash" "503 unavailable" "$HTTP_STATUS $(jf .error.code)"
+stop_pid "$GW_PID"
+
+# ---- no image ever reaches the disk: no JPEG/PNG/Exif signature in any data directory
+hits=$(grep -rlaE 'JFIF|Exif|IHDR' "$data" "$PV_TMP/rdata" "$PV_TMP/s0" "$PV_TMP/s1" 2>/dev/null | tr '\n' ' ')
+check_eq "no image bytes in the data directories" "" "$hits"
 
 pv_finish
