@@ -1,6 +1,7 @@
 /*
- * Analytics: everything PrivID does with PostgreSQL. For now the readiness
- * monitor; the outbox writer and the reports join it later. Nothing here
+ * Analytics: everything PrivID does with PostgreSQL. This header has the
+ * readiness monitor; the outbox writer is in writer.h, the reports join
+ * later. Nothing here
  * ever runs on an event loop: libpq calls happen on this module's threads.
  */
 #ifndef PV_ANALYTICS_H

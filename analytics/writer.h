@@ -18,7 +18,7 @@ typedef struct pv_writer pv_writer_t;
 /* How a batch travels to PostgreSQL (tests/bench/analytics/bench_writer.c
  * compares them). */
 typedef enum {
-    PV_WRITER_DEFAULT = 0,  /* the fastest measured here (PV_WRITER_INSERT) */
+    PV_WRITER_DEFAULT = 0,  /* PV_WRITER_INSERT: fastest or tied with COPY here, simplest */
     PV_WRITER_INSERT = 1,   /* one INSERT ... SELECT over a jsonb array of the batch */
     PV_WRITER_COPY = 2,     /* COPY into a temporary table, then INSERT ... SELECT */
     PV_WRITER_PIPELINE = 3, /* one prepared INSERT per event, libpq pipeline mode */
@@ -26,7 +26,7 @@ typedef enum {
 
 typedef struct {
     const char *dsn;           /* libpq connection string (copied) */
-    size_t batch_max;          /* events per transaction; 0: 1000 */
+    size_t batch_max;          /* events per transaction; 0: 5000 */
     int idle_ms;               /* outbox poll when empty (pv_writer_notify wakes it); 0: 200 */
     int backoff_min_ms;        /* first retry delay after a failure; 0: 100 */
     int backoff_max_ms;        /* cap of the doubling retry delay; 0: 5000 */
@@ -50,12 +50,12 @@ void pv_writer_notify(pv_writer_t *w);
 void pv_writer_stop(pv_writer_t *w);
 
 /* Metrics, safe from any thread (atomics, refreshed on every writer cycle). */
-uint64_t pv_writer_depth(const pv_writer_t *w);          /* events waiting in the outbox */
-int64_t pv_writer_oldest_age_ms(const pv_writer_t *w);   /* age of the oldest waiting event, 0 when none */
-uint64_t pv_writer_delivered(const pv_writer_t *w);      /* events committed to PostgreSQL */
+uint64_t pv_writer_depth(const pv_writer_t *w);           /* events waiting in the outbox */
+int64_t pv_writer_oldest_age_ms(const pv_writer_t *w);    /* age of the oldest waiting event, 0 when none */
+uint64_t pv_writer_delivered(const pv_writer_t *w);       /* events committed to PostgreSQL */
 int64_t pv_writer_last_delivery_ms(const pv_writer_t *w); /* unix ms of the last commit, 0 before */
-uint64_t pv_writer_failures(const pv_writer_t *w);       /* failed connection or batch attempts */
-uint64_t pv_writer_rejected(const pv_writer_t *w);       /* events PostgreSQL refused as invalid (dropped) */
-int pv_writer_connected(const pv_writer_t *w);           /* 1 while the last attempt succeeded */
+uint64_t pv_writer_failures(const pv_writer_t *w);        /* failed connection or batch attempts */
+uint64_t pv_writer_rejected(const pv_writer_t *w);        /* events PostgreSQL refused as invalid (dropped) */
+int pv_writer_connected(const pv_writer_t *w);            /* 1 while the last attempt succeeded */
 
 #endif

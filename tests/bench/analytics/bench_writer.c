@@ -110,7 +110,8 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_REALTIME, &wall);
     int64_t t0 = (int64_t)wall.tv_sec * 1000 - n;
     for (int i = 0; i < LAT; i++) {
-        pv_visit_t v = {.gid = (uint64_t)i + 1, .ts_ms = t0, .location = "door", .camera = "cam-1", .distance = 0.3};
+        pv_visit_t v = {
+            .gid = (uint64_t)i + 1, .ts_ms = t0, .location = "door", .camera = "cam-1", .distance = 0.3};
         pv_visitor_t out;
         double s = now_s();
         if (pv_visits_record(t, &tn[i % 4], &v, 1, &out) != 0)
@@ -128,8 +129,12 @@ int main(int argc, char **argv)
         pv_visitor_t out[PV_VISITS_MAX];
         size_t k = 0;
         for (; k < PV_VISITS_MAX && i < n; k++, i++)
-            v[k] = (pv_visit_t){.gid = (uint64_t)(i % 50000) + 1, .ts_ms = t0 + i, .location = i % 3 ? "door" : "till",
-                                .camera = "cam-1", .is_new = i < 50000, .distance = i < 50000 ? -1 : 0.31};
+            v[k] = (pv_visit_t){.gid = (uint64_t)(i % 50000) + 1,
+                                .ts_ms = t0 + i,
+                                .location = i % 3 ? "door" : "till",
+                                .camera = "cam-1",
+                                .is_new = i < 50000,
+                                .distance = i < 50000 ? -1 : 0.31};
         if (pv_visits_record(t, &tn[i % 4], v, k, out) != 0)
             goto drop;
     }
@@ -150,7 +155,8 @@ int main(int argc, char **argv)
         if (sh("cp '%s' '%s'", snap, src) != 0 || pv_tenants_open(&t, dir) != 0)
             goto drop;
         pv_writer_t *w = NULL;
-        pv_writer_conf_t conf = {.dsn = dsn, .batch_max = (size_t)batch, .idle_ms = 1, .method = methods[mi].m};
+        pv_writer_conf_t conf = {
+            .dsn = dsn, .batch_max = (size_t)batch, .idle_ms = 1, .method = methods[mi].m};
         double s = now_s();
         if (pv_writer_start(&w, t, &conf) != 0)
             goto drop;

@@ -86,8 +86,12 @@ static void wait_empty(fixture_t *f, pv_writer_t *w)
 static void record(fixture_t *f, const pv_tenant_t *tn, uint64_t gid0, int n, int64_t ts, pv_visitor_t *last)
 {
     for (int i = 0; i < n; i++) {
-        pv_visit_t v = {.gid = gid0 + (uint64_t)(i % 97), .ts_ms = ts + i, .location = i % 2 ? "door" : "till",
-                        .camera = "cam\t\"1\"\\", .is_new = i < 97, .distance = i < 97 ? -1 : 0.25};
+        pv_visit_t v = {.gid = gid0 + (uint64_t)(i % 97),
+                        .ts_ms = ts + i,
+                        .location = i % 2 ? "door" : "till",
+                        .camera = "cam\t\"1\"\\",
+                        .is_new = i < 97,
+                        .distance = i < 97 ? -1 : 0.25};
         pv_visitor_t out;
         assert_int_equal(pv_visits_record(f->t, tn, &v, 1, &out), 0);
         if (last != NULL)
@@ -106,8 +110,12 @@ static void append_raw(fixture_t *f, json_t *ev)
 static pv_writer_t *start(fixture_t *f, const char *dsn, pv_writer_method_t method, size_t batch)
 {
     pv_writer_t *w = NULL;
-    pv_writer_conf_t conf = {.dsn = dsn, .batch_max = batch, .idle_ms = 20, .backoff_min_ms = 50,
-                             .backoff_max_ms = 400, .method = method};
+    pv_writer_conf_t conf = {.dsn = dsn,
+                             .batch_max = batch,
+                             .idle_ms = 20,
+                             .backoff_min_ms = 50,
+                             .backoff_max_ms = 400,
+                             .method = method};
     assert_int_equal(pv_writer_start(&w, f->t, &conf), 0);
     return w;
 }
@@ -245,11 +253,12 @@ static void test_erasure(void **state)
     assert_int_equal(pv_visits_record(f->t, &f->a, &vy, 1, &y), 0);
     assert_int_equal(pv_visits_record(f->t, &f->b, &vx, 1, &xb), 0);
     append_raw(f, json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:s}", "type", "purchase", "tenant_id",
-                            (json_int_t)f->a.id, "visitor", x.id, "ts_ms", (json_int_t)1700000003000, "location",
-                            "till", "amount_minor", (json_int_t)1250, "currency", "EUR"));
-    append_raw(f, json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:s, s:{s:s}}", "type", "purchase", "tenant_id",
-                            (json_int_t)f->a.id, "visitor", y.id, "ts_ms", (json_int_t)1700000003000, "location",
-                            "till", "amount_minor", (json_int_t)500, "currency", "EUR", "attrs", "sku", "42"));
+                            (json_int_t)f->a.id, "visitor", x.id, "ts_ms", (json_int_t)1700000003000,
+                            "location", "till", "amount_minor", (json_int_t)1250, "currency", "EUR"));
+    append_raw(f,
+               json_pack("{s:s, s:I, s:s, s:I, s:s, s:I, s:s, s:{s:s}}", "type", "purchase", "tenant_id",
+                         (json_int_t)f->a.id, "visitor", y.id, "ts_ms", (json_int_t)1700000003000, "location",
+                         "till", "amount_minor", (json_int_t)500, "currency", "EUR", "attrs", "sku", "42"));
     /* half delivered before the erasure, the rest after: both orders must end erased */
     pv_writer_t *w = start(f, g_dsn, PV_WRITER_DEFAULT, 0);
     wait_empty(f, w);
@@ -267,7 +276,8 @@ static void test_erasure(void **state)
     wait_empty(f, w);
     pv_writer_stop(w);
     assert_int_equal(scalar(f->pg, sql), 1); /* only the visit after the erasure */
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE tenant_id = %llu AND visitor = '%s' AND ts = "
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM visits WHERE tenant_id = %llu AND visitor = '%s' AND ts = "
              "'epoch'::timestamptz + %lld * interval '1 millisecond'",
              (unsigned long long)f->a.id, x.id, (long long)vx.ts_ms);
     assert_int_equal(scalar(f->pg, sql), 1);
@@ -275,18 +285,23 @@ static void test_erasure(void **state)
     assert_int_equal(scalar(f->pg, sql), 0);
     assert_int_equal(scalar(f->pg, "SELECT count(*) FROM events"), 1); /* y's purchase stays */
     assert_int_equal(scalar(f->pg, "SELECT count(*) FROM events WHERE attrs->>'sku' = '42' AND "
-                                   "amount_minor = 500 AND currency = 'EUR'"), 1);
+                                   "amount_minor = 500 AND currency = 'EUR'"),
+                     1);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE visitor = '%s'", y.id);
     assert_int_equal(scalar(f->pg, sql), 1);
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE tenant_id = %llu", (unsigned long long)f->b.id);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE tenant_id = %llu",
+             (unsigned long long)f->b.id);
     assert_int_equal(scalar(f->pg, sql), 1); /* the same person at tenant B is B's, untouched */
-    snprintf(sql, sizeof(sql), "SELECT visits FROM erasures WHERE tenant_id = %llu", (unsigned long long)f->a.id);
+    snprintf(sql, sizeof(sql), "SELECT visits FROM erasures WHERE tenant_id = %llu",
+             (unsigned long long)f->a.id);
     assert_int_equal(scalar(f->pg, sql), 3);
     /* the erasure record names no visitor, in any column */
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM erasures e WHERE row_to_json(e)::text LIKE '%%%s%%'", x.id);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM erasures e WHERE row_to_json(e)::text LIKE '%%%s%%'",
+             x.id);
     assert_int_equal(scalar(f->pg, sql), 0);
     assert_int_equal(scalar(f->pg, "SELECT count(*) FROM information_schema.columns WHERE table_name = "
-                                   "'erasures' AND column_name LIKE '%visitor%'"), 0);
+                                   "'erasures' AND column_name LIKE '%visitor%'"),
+                     0);
 }
 
 /* An event PostgreSQL refuses (no status) is dropped and counted; the rest arrive. */
@@ -311,7 +326,9 @@ static void dsn_for(char *out, size_t size, const char *base, const char *db)
     if (strncmp(base, "postgres://", 11) == 0 || strncmp(base, "postgresql://", 13) == 0) {
         const char *p = strstr(base, "://") + 3;
         const char *slash = strchr(p, '/'), *q = strchr(p, '?');
-        size_t host_end = slash != NULL ? (size_t)(slash - base) : q != NULL ? (size_t)(q - base) : strlen(base);
+        size_t host_end = slash != NULL ? (size_t)(slash - base)
+                          : q != NULL   ? (size_t)(q - base)
+                                        : strlen(base);
         snprintf(out, size, "%.*s/%s%s", (int)host_end, base, db, q != NULL ? q : "");
     } else {
         snprintf(out, size, "%s dbname=%s", base, db);
@@ -331,7 +348,8 @@ int main(int argc, char **argv)
     }
     g_migrations = argv[1];
     if (base == NULL || *base == '\0') {
-        fprintf(stderr, "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)\n");
+        fprintf(stderr,
+                "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)\n");
         return 1;
     }
     snprintf(g_admin_dsn, sizeof(g_admin_dsn), "%s", base);
