@@ -425,8 +425,13 @@ static int oldest_cb(void *arg, uint64_t seq, const char *json, size_t len)
 {
     (void)seq;
     static const char key[] = "\"queued_ms\":";
-    const char *p = memmem(json, len, key, sizeof(key) - 1);
-    *(int64_t *)arg = p != NULL ? strtoll(p + sizeof(key) - 1, NULL, 10) : now_ms();
+    const char *p = memmem(json, len, key, sizeof(key) - 1), *end = json + len;
+    int64_t v = 0;
+    /* the value is not NUL-terminated (LMDB memory): parse digits within len */
+    if (p != NULL)
+        for (p += sizeof(key) - 1; p < end && *p >= '0' && *p <= '9' && v < INT64_MAX / 10 - 10; p++)
+            v = v * 10 + (*p - '0');
+    *(int64_t *)arg = v > 0 ? v : now_ms();
     return 1;
 }
 
