@@ -35,7 +35,8 @@
 #define EVENT_INSERT                                                                                         \
     "INSERT INTO events (tenant_id, ts, event_id, visitor, type, location, amount_minor, currency, "         \
     "attrs) SELECT (j->>'tenant_id')::bigint, " TS_EXPR ", j->>'event_id', j->>'visitor', "                  \
-    "j->>'type', coalesce(j->>'location', ''), (j->>'amount_minor')::bigint, j->>'currency', "               \
+    "coalesce(j->>'event_type', j->>'type'), coalesce(j->>'location', ''), (j->>'amount_minor')::bigint, "   \
+    "j->>'currency', "                                                                                       \
     "j->'attrs' "
 #define IS_VISIT "j->>'type' = 'visit'"
 #define IS_EVENT "j->>'type' NOT IN ('visit', 'erasure')"

@@ -2,7 +2,8 @@
 # Visits end to end: a real privid-gateway with --pg on a freshly migrated
 # database of the harness's PostgreSQL (PRIVID_TEST_PG), fed the sample
 # photos; the writer thread must put every visit into PostgreSQL exactly once
-# (also across a SIGKILL and restart), an erasure through the API must remove
+# (also across a SIGKILL and restart), business events posted to /v1/events
+# arrive once, an erasure through the API must remove
 # that visitor's rows and leave an erasures row without the visitor ID, and
 # /readyz and /metrics must show the outbox.
 #   test_e2e.sh PRIVID_ADMIN PRIVID_GATEWAY MIGRATIONS_DIR   (env PRIVID_TEST_PG, PRIVID_MODELS)
@@ -61,12 +62,33 @@ wait_sql "six visits" 6 "SELECT count(*) FROM visits WHERE tenant_id = $TA"
 check_eq "second visits are returning" 3 \
   "$(sql "SELECT count(*) FROM visits WHERE location = 'paris-2' AND status = 'returning' AND distance IS NOT NULL")"
 
+# business events through POST /v1/events, the same outbox and writer; a retry changes nothing
+V1=$(sql "SELECT visitor FROM visits WHERE visitor <> '$V0' LIMIT 1")
+NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+cat > "$PV_TMP/events.json" <<JSON
+{"events":[
+ {"event_id":"till-1","visitor":"$V0","type":"purchase","ts":"$NOW","location":"paris-1","amount_minor":1250,"currency":"EUR"},
+ {"event_id":"till-2","visitor":"$V1","type":"purchase","ts":"$NOW","amount_minor":990,"currency":"EUR","attrs":{"sku":"42"}}]}
+JSON
+for try in 1 2; do
+  http POST "$GW_URL/v1/events" -H "Authorization: Bearer $KA" -H "Content-Type: application/json" \
+    --data-binary "@$PV_TMP/events.json"
+  check_eq "events accepted (try $try)" 200 "$HTTP_STATUS"
+done
+wait_sql "two purchases in PostgreSQL" 2 "SELECT count(*) FROM events WHERE tenant_id = $TA AND type = 'purchase'"
+check_eq "purchase fields" "till-2 990 EUR 42" \
+  "$(sql "SELECT event_id || ' ' || amount_minor || ' ' || currency || ' ' || (attrs->>'sku') FROM events WHERE visitor = '$V1'")"
+
 http GET "$GW_URL/readyz"
 check_eq "readyz" 200 "$HTTP_STATUS"
 check_eq "readyz outbox check" ok "$(jf .checks.outbox)"
-http GET "$GW_URL/metrics"
+for i in $(seq 1 50); do # the gauges refresh on the writer's next cycle
+  http GET "$GW_URL/metrics"
+  [[ "$HTTP_BODY" =~ privid_outbox_depth\ 0 && "$HTTP_BODY" =~ privid_outbox_delivered\ 8 ]] && break
+  sleep 0.1
+done
 check_match "outbox depth gauge" 'privid_outbox_depth 0' "$HTTP_BODY"
-check_match "delivered gauge" 'privid_outbox_delivered 6' "$HTTP_BODY"
+check_match "delivered gauge" 'privid_outbox_delivered 8' "$HTTP_BODY"
 
 # SIGKILL while requests are accepted: after a restart every 2xx visit is there once
 ok=0
@@ -84,6 +106,7 @@ check_eq "no event twice" 0 "$(sql "SELECT count(*) - count(DISTINCT event_id) F
 http DELETE "$GW_URL/v1/visitors/$V0" -H "Authorization: Bearer $KA"
 check_match "erase" '^20[04]$' "$HTTP_STATUS"
 wait_sql "erased visitor's visits gone" 0 "SELECT count(*) FROM visits WHERE visitor = '$V0'"
+check_eq "erased visitor's purchase gone, the other stays" "till-2" "$(sql "SELECT string_agg(event_id, ',') FROM events")"
 wait_sql "erasure recorded" 1 "SELECT count(*) FROM erasures WHERE tenant_id = $TA"
 check_eq "erasure counts the visits" 5 "$(sql "SELECT visits FROM erasures WHERE tenant_id = $TA")"
 check_eq "erasures hold no visitor ID" 0 "$(sql "SELECT count(*) FROM erasures e WHERE row_to_json(e)::text LIKE '%$V0%'")"
