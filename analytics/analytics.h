@@ -1,7 +1,7 @@
 /*
  * Analytics: everything PrivID does with PostgreSQL. This header has the
- * readiness monitor; the outbox writer is in writer.h, the reports join
- * later. Nothing here
+ * readiness monitor; the outbox writer is in writer.h, the k-anonymous
+ * reports in reports.h. Nothing here
  * ever runs on an event loop: libpq calls happen on this module's threads.
  */
 #ifndef PV_ANALYTICS_H
