@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include "analytics/analytics.h"
+#include "analytics/reports.h"
 #include "analytics/writer.h"
 #include "gateway/gateway.h"
 #include "gateway/pool.h"
@@ -41,6 +42,7 @@ struct pv_gw {
     pv_tenants_t *tenants;
     pv_pgmon_t *pgmon;  /* NULL when no DSN is configured */
     pv_writer_t *writer; /* the outbox -> PostgreSQL writer; NULL when no DSN is configured */
+    pv_reports_t *reports; /* report queries' connections (one per worker); NULL when no DSN is configured */
     char id_prefix[9];  /* random per process, starts every request id */
     /* recognition (NULL engine: the routes answer 503) */
     pv_face_engine_t *engine;
@@ -112,6 +114,9 @@ int pv_route_visitor(h2o_req_t *req, const pv_auth_t *auth, int route);
 
 /* events.c: POST /v1/events, business events for the tenant's visitors. */
 int pv_route_events(h2o_req_t *req, const pv_auth_t *auth, int route);
+
+/* reports.c: GET /v1/analytics/<report>, the k-anonymous reports (prefix route). */
+int pv_route_report(h2o_req_t *req, const pv_auth_t *auth, int route);
 
 /* routes.c: the single handler on "/" that dispatches every request. */
 int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req);

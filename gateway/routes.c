@@ -123,6 +123,7 @@ static const route_t routes[] = {
     {"visitor_get", "GET", "/v1/visitors/", 1, 1, PV_SCOPE_ANALYTICS, pv_route_visitor},
     {"visitor_delete", "DELETE", "/v1/visitors/", 1, 1, PV_SCOPE_ERASE, pv_route_visitor},
     {"events", "POST", "/v1/events", 0, 1, PV_SCOPE_EVENTS, pv_route_events},
+    {"analytics", "GET", "/v1/analytics/", 1, 1, PV_SCOPE_ANALYTICS, pv_route_report},
     {NULL, NULL, NULL, 0, 0, 0, NULL},
 };
 

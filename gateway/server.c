@@ -317,6 +317,12 @@ int pv_gateway_run(const pv_gateway_config_t *conf)
         goto out;
     if ((ret = start_recognition(&gw, conf, nworkers)) != 0)
         goto out;
+    /* with --models off there is no inference, but events and reports still run as jobs */
+    if (gw.pool == NULL && (ret = pv_pool_create(&gw.pool, nworkers, (int)conf->queue_max)) != 0)
+        goto out;
+    /* one report connection per worker at most: reports run as jobs on the pool */
+    if (conf->pg != NULL && conf->pg[0] != '\0' && (ret = pv_reports_create(&gw.reports, conf->pg, nworkers)) != 0)
+        goto out;
 
     for (int i = 0; i < conf->listen.count; i++) {
         char bound[300];
@@ -384,6 +390,7 @@ out:
         close(fds[i]);
     free(workers);
     stop_recognition(&gw);
+    pv_reports_destroy(gw.reports); /* after the workers (which own its connections) have exited */
     pv_ratelimit_destroy(gw.ratelimit);
     /* after the loops and workers: nothing appends any more; undelivered events stay in LMDB */
     pv_writer_stop(gw.writer);
