@@ -54,7 +54,7 @@ static int generate(PGconn *c, int tenant, long long visitors)
              "INSERT INTO visits (tenant_id, ts, event_id, visitor, location, camera, status, distance) "
              "SELECT %d, t, 'e' || v || '-' || j, 'v' || v, 'store-' || (v %% 2), 'cam', "
              "CASE WHEN j = 0 THEN 'new' ELSE 'returning' END, 0.3 "
-             "FROM generate_series(1, %lld) v, LATERAL (SELECT j, timestamptz '2026-01-01 00:00Z' + "
+             "FROM generate_series(1::bigint, %lld) v, LATERAL (SELECT j, timestamptz '2026-01-01 00:00Z' + "
              "((v * 2654435761) %% 365) * interval '1 day' + j * interval '53 hours' + "
              "((v * 40503 + j * 977) %% 43200) * interval '1 second' AS t "
              "FROM generate_series(0, (v * 7919) %% 39) j) x WHERE t < timestamptz '2027-01-01 00:00Z'",
