@@ -14,7 +14,12 @@
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'privid_report') THEN
-        CREATE ROLE privid_report NOLOGIN;
+        -- another database of the cluster may be migrating at the same time
+        BEGIN
+            CREATE ROLE privid_report NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
     END IF;
 END
 $$;
