@@ -7,6 +7,9 @@
  * visitor's rows; a replay re-inserts a visit only together with the erasure
  * that follows it (deletion is up-to a sequence number), so it ends erased.
  * Events are applied in sequence order: a batch is cut at each erasure.
+ * The same thread copies the LMDB usage counters into usage_daily (usage.h):
+ * every day after each (re)connection, then yesterday and today every
+ * USAGE_EVERY_MS and once more when it stops.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "analytics/usage.h"
 #include "analytics/writer.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -25,6 +29,8 @@
 #define BATCH_DEFAULT 5000                 /* bench_writer: 57k events/s at 5000, 47-56k at 1000 */
 #define BATCH_BYTES_MAX ((size_t)16 << 20) /* a batch stops growing past 16 MiB of JSON */
 #define PARTITIONS_EVERY_MS (6 * 3600 * 1000)
+#define USAGE_EVERY_MS (60 * 1000)
+#define DAY_MS (24 * 3600 * 1000)
 
 /* The SELECT lists shared by every method: `j` is one event as jsonb. */
 #define TS_EXPR "('epoch'::timestamptz + (j->>'ts_ms')::bigint * interval '1 millisecond')"
@@ -449,6 +455,21 @@ static void refresh_stats(pv_writer_t *w)
     atomic_store(&w->oldest_queued_ms, count > 0 ? oldest : 0);
 }
 
+/* usage_daily from the LMDB counters; all days when `all`, else yesterday and today.
+ * A failure is logged and left to the next round: the counters stay in LMDB. */
+static void sync_usage(pv_writer_t *w, PGconn *c, int all)
+{
+    char err[300];
+    size_t rows = 0;
+    uint32_t from = all ? 0 : pv_analytics_ymd(now_ms() - DAY_MS);
+    if (pv_analytics_usage_sync(c, w->t, from, &rows, err, sizeof(err)) != 0) {
+        for (char *q = err; *q != '\0'; q++)
+            if (*q == '"')
+                *q = '\'';
+        PV_LOG(PV_LOG_WARN, "analytics writer: usage sync failed", "error=\"%s\"", err);
+    }
+}
+
 static void *run(void *arg)
 {
     pv_writer_t *w = arg;
@@ -457,7 +478,7 @@ static void *run(void *arg)
     char *buf = NULL;
     size_t bufsize = 0, single_left = 0;
     int backoff = w->backoff_min_ms;
-    int64_t partitions_at = 0;
+    int64_t partitions_at = 0, usage_at = 0;
 
     for (;;) {
         pthread_mutex_lock(&w->mu);
@@ -470,13 +491,17 @@ static void *run(void *arg)
             PQfinish(c);
             if ((c = connect_pg(w)) == NULL)
                 goto failed;
-            partitions_at = 0;
+            partitions_at = usage_at = 0;
             PV_LOG(PV_LOG_INFO, "analytics writer: connected", "method=%d", (int)w->method);
         }
         if (now_ms() - partitions_at > PARTITIONS_EVERY_MS) {
             /* months ahead for the partitioned tables; a failure is not fatal (default partition) */
             exec1(c, "partitions", "SELECT analytics_ensure_partitions()", NULL);
             partitions_at = now_ms();
+        }
+        if (now_ms() - usage_at > USAGE_EVERY_MS) {
+            sync_usage(w, c, usage_at == 0);
+            usage_at = now_ms();
         }
         b.n = b.used = 0;
         b.oom = 0;
@@ -527,6 +552,8 @@ static void *run(void *arg)
             break;
         backoff = backoff * 2 > w->backoff_max_ms ? w->backoff_max_ms : backoff * 2;
     }
+    if (c != NULL && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE)
+        sync_usage(w, c, 0); /* the counters of the last minute */
     PQfinish(c);
     free(b.items);
     free(b.text);

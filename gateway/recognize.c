@@ -166,6 +166,8 @@ static void run_faces(rjob_t *j)
     if (j->op != OP_DETECT)
         pv_metrics_stage(PV_STAGE_EMBED, res->timing.embed_ms / 1e3);
     pv_metrics_count(PV_COUNTER_FACES, (uint64_t)res->nfaces);
+    /* usage_daily.faces; a metering failure never fails the request */
+    (void)pv_usage_faces(gw->tenants, j->auth.tenant_id, wall_ms(), (uint64_t)res->nfaces);
 
     const size_t n = (size_t)res->nfaces;
     json_t *faces = json_array();

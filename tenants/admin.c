@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "common/error.h"
+#include "tenants/admin_analytics.h"
 #include "tenants/admin_args.h"
 #include "models/models.h"
 #include "tenants/admin_faces.h"
@@ -543,6 +544,17 @@ int main(int argc, char **argv)
         break;
     case PV_ADMIN_FACES:
         code = pv_admin_faces(&ad.args);
+        break;
+    case PV_ADMIN_ANALYTICS_STATUS:
+    case PV_ADMIN_ANALYTICS_BACKFILL:
+    case PV_ADMIN_USAGE:
+        if (open_store(&ad) != 0) {
+            code = EXIT_FAIL;
+            break;
+        }
+        code = ad.args.cmd == PV_ADMIN_USAGE                ? pv_admin_tenant_usage(&ad.args, ad.store)
+               : ad.args.cmd == PV_ADMIN_ANALYTICS_STATUS ? pv_admin_analytics_status(&ad.args, ad.store, ad.pg)
+                                                          : pv_admin_analytics_backfill(&ad.args, ad.store, ad.pg);
         break;
     default:
         errorf("missing command");

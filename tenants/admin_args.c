@@ -26,6 +26,8 @@ enum {
     OPT_RATE,
     OPT_BURST,
     OPT_QUOTA,
+    OPT_MONTH,
+    OPT_TIMEOUT,
     OPT_COUNT
 };
 
@@ -47,6 +49,8 @@ static const struct {
     [OPT_DETECTOR] = {"detector", 1, CMD_BIT(PV_ADMIN_FACES)},
     [OPT_MIN_SCORE] = {"min-score", 1, CMD_BIT(PV_ADMIN_FACES)},
     [OPT_MODELS] = {"models", 1, CMD_BIT(PV_ADMIN_FACES)},
+    [OPT_MONTH] = {"month", 1, CMD_BIT(PV_ADMIN_USAGE)},
+    [OPT_TIMEOUT] = {"timeout", 1, CMD_BIT(PV_ADMIN_ANALYTICS_BACKFILL)},
 };
 
 static const struct {
@@ -65,6 +69,9 @@ static const struct {
     {PV_ADMIN_KEY_LIST, PV_ADMIN_GROUP_KEY, "list", "TENANT"},
     {PV_ADMIN_KEY_REVOKE, PV_ADMIN_GROUP_KEY, "revoke", "KEYID"},
     {PV_ADMIN_FACES, PV_ADMIN_GROUP_NONE, "faces", "IMAGE"},
+    {PV_ADMIN_ANALYTICS_STATUS, PV_ADMIN_GROUP_ANALYTICS, "status", NULL},
+    {PV_ADMIN_ANALYTICS_BACKFILL, PV_ADMIN_GROUP_ANALYTICS, "backfill", NULL},
+    {PV_ADMIN_USAGE, PV_ADMIN_GROUP_NONE, "usage", "TENANT"},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -91,6 +98,12 @@ const char *pv_admin_cmd_name(pv_admin_cmd_t cmd)
         return "key revoke";
     case PV_ADMIN_FACES:
         return "faces";
+    case PV_ADMIN_ANALYTICS_STATUS:
+        return "analytics status";
+    case PV_ADMIN_ANALYTICS_BACKFILL:
+        return "analytics backfill";
+    case PV_ADMIN_USAGE:
+        return "usage";
     default:
         return "";
     }
@@ -98,12 +111,39 @@ const char *pv_admin_cmd_name(pv_admin_cmd_t cmd)
 
 static const char *group_name(pv_admin_group_t g)
 {
-    return g == PV_ADMIN_GROUP_TENANT ? "tenant" : g == PV_ADMIN_GROUP_KEY ? "key" : "";
+    return g == PV_ADMIN_GROUP_TENANT      ? "tenant"
+           : g == PV_ADMIN_GROUP_KEY       ? "key"
+           : g == PV_ADMIN_GROUP_ANALYTICS ? "analytics"
+                                           : "";
 }
 
 static const char *group_words(pv_admin_group_t g)
 {
-    return g == PV_ADMIN_GROUP_TENANT ? "create, list, show, update, delete" : "create, list, revoke";
+    return g == PV_ADMIN_GROUP_TENANT      ? "create, list, show, update, delete"
+           : g == PV_ADMIN_GROUP_ANALYTICS ? "status, backfill"
+                                           : "create, list, revoke";
+}
+
+/* "YYYY-MM" (2000-01 .. 9999-12) -> yyyymm. */
+static int parse_month(uint32_t *out, const char *s)
+{
+    uint32_t y = 0, m = 0;
+    if (strlen(s) != 7 || s[4] != '-')
+        return PV_EINVAL;
+    for (int i = 0; i < 7; i++) {
+        if (i == 4)
+            continue;
+        if (s[i] < '0' || s[i] > '9')
+            return PV_EINVAL;
+        if (i < 4)
+            y = y * 10 + (uint32_t)(s[i] - '0');
+        else
+            m = m * 10 + (uint32_t)(s[i] - '0');
+    }
+    if (y < 2000 || m < 1 || m > 12)
+        return PV_EINVAL;
+    *out = y * 100 + m;
+    return 0;
 }
 
 /* Strict decimal in [lo, hi]: digits only, no sign, no spaces, no overflow. */
@@ -225,7 +265,7 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
     int used = 0;
     if (npos == 0) {
         if (!out->help) {
-            snprintf(err, errlen, "missing command (migrate, tenant, key, faces)");
+            snprintf(err, errlen, "missing command (migrate, tenant, key, faces, analytics, usage)");
             goto out;
         }
     } else if (strcmp(pos[0], "migrate") == 0) {
@@ -234,8 +274,13 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
     } else if (strcmp(pos[0], "faces") == 0) {
         out->cmd = PV_ADMIN_FACES;
         used = 1;
-    } else if (strcmp(pos[0], "tenant") == 0 || strcmp(pos[0], "key") == 0) {
-        out->group = pos[0][0] == 't' ? PV_ADMIN_GROUP_TENANT : PV_ADMIN_GROUP_KEY;
+    } else if (strcmp(pos[0], "usage") == 0) {
+        out->cmd = PV_ADMIN_USAGE;
+        used = 1;
+    } else if (strcmp(pos[0], "tenant") == 0 || strcmp(pos[0], "key") == 0 || strcmp(pos[0], "analytics") == 0) {
+        out->group = pos[0][0] == 't'   ? PV_ADMIN_GROUP_TENANT
+                     : pos[0][0] == 'k' ? PV_ADMIN_GROUP_KEY
+                                        : PV_ADMIN_GROUP_ANALYTICS;
         used = 1;
         if (npos < 2) {
             if (!out->help) {
@@ -255,7 +300,9 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
             used = 2;
         }
     } else {
-        snprintf(err, errlen, "unknown command '%.*s' (expected migrate, tenant, key or faces)", SHOWN, pos[0]);
+        snprintf(err, errlen,
+                 "unknown command '%.*s' (expected migrate, tenant, key, faces, analytics or usage)", SHOWN,
+                 pos[0]);
         goto out;
     }
     out->data_dir = vals[OPT_DATA_DIR];
@@ -387,6 +434,16 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
             goto out;
         }
     }
+    if (seen[OPT_MONTH] && parse_month(&out->month, vals[OPT_MONTH]) != 0) {
+        snprintf(err, errlen, "invalid --month '%.*s': expected YYYY-MM (for example 2026-03), year 2000 or later",
+                 SHOWN, vals[OPT_MONTH]);
+        goto out;
+    }
+    if (seen[OPT_TIMEOUT] && parse_uint(&out->timeout_s, vals[OPT_TIMEOUT], 1, 86400) != 0) {
+        snprintf(err, errlen, "invalid --timeout '%.*s': expected seconds from 1 to 86400", SHOWN,
+                 vals[OPT_TIMEOUT]);
+        goto out;
+    }
     if (seen[OPT_MIN_SCORE] && parse_score(&out->min_score, vals[OPT_MIN_SCORE]) != 0) {
         snprintf(err, errlen, "invalid --min-score '%.*s': expected a number greater than 0 and less than 1", SHOWN,
                  vals[OPT_MIN_SCORE]);
@@ -473,6 +530,31 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
         fprintf(f, "Usage: privid-admin key revoke KEYID\n\nRevokes an API key at once; KEYID is its 16 hex "
                    "digits.\n\n");
         break;
+    case PV_ADMIN_ANALYTICS_STATUS:
+        fprintf(f, "Usage: privid-admin analytics status [--pg DSN]\n\n"
+                   "Shows the analytics outbox of the local store: events waiting, the age of the\n"
+                   "oldest, and the last delivery to PostgreSQL (time and events delivered in all,\n"
+                   "as recorded in the store by whichever writer delivered them). With --pg (or\n"
+                   "PRIVID_PG), also the newest visit and business event in PostgreSQL.\n\n");
+        break;
+    case PV_ADMIN_ANALYTICS_BACKFILL:
+        fprintf(f, "Usage: privid-admin analytics backfill --pg DSN [--timeout SECONDS]\n\n"
+                   "Delivers every event waiting in the local outbox to PostgreSQL now, with the\n"
+                   "gateway's writer (same batches, same idempotent inserts: running it twice, or\n"
+                   "after the gateway delivered some, never doubles a row), and copies the usage\n"
+                   "counters into usage_daily. For an operator after an outage. Run it while no\n"
+                   "gateway with --pg drains the same data directory (stop it, or start it without --pg).\n\n"
+                   "  --timeout SECONDS  give up when PostgreSQL has not taken the events within\n"
+                   "                     this time (1..86400, default 300); exit 1\n\n");
+        break;
+    case PV_ADMIN_USAGE:
+        fprintf(f, "Usage: privid-admin usage TENANT [--month YYYY-MM]\n\n"
+                   "Shows a tenant's metered usage per UTC day of a month (default: the current UTC\n"
+                   "month) and the month's totals, from the local store: requests (image requests,\n"
+                   "including those refused by the quota), images (counted against the quota) and\n"
+                   "faces found.\n\n"
+                   "  --month YYYY-MM  the month to show\n\n");
+        break;
     default:
         if (a->group == PV_ADMIN_GROUP_TENANT) {
             fprintf(f, "Usage: privid-admin tenant COMMAND [ARGS]\n\n"
@@ -482,6 +564,11 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
                        "  show NAME\n"
                        "  update NAME [--retention-days N] [--rate N] [--burst N] [--quota N]\n"
                        "  delete NAME\n\n");
+        } else if (a->group == PV_ADMIN_GROUP_ANALYTICS) {
+            fprintf(f, "Usage: privid-admin analytics COMMAND [ARGS]\n\n"
+                       "Commands:\n"
+                       "  status [--pg DSN]                     outbox depth, oldest event, last delivery\n"
+                       "  backfill --pg DSN [--timeout SECONDS]  deliver the outbox to PostgreSQL now\n\n");
         } else if (a->group == PV_ADMIN_GROUP_KEY) {
             fprintf(f, "Usage: privid-admin key COMMAND [ARGS]\n\n"
                        "Commands:\n"
@@ -495,7 +582,9 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
                        "  migrate                       apply SQL migrations, mirror tenants to PostgreSQL\n"
                        "  tenant create|list|show|delete\n"
                        "  key create|list|revoke\n"
-                       "  faces IMAGE...                what the face pipeline sees in images (JSON)\n\n"
+                       "  faces IMAGE...                what the face pipeline sees in images (JSON)\n"
+                       "  analytics status|backfill     the analytics outbox and its delivery to PostgreSQL\n"
+                       "  usage TENANT [--month YYYY-MM]  a tenant's metered usage per day\n\n"
                        "Run 'privid-admin COMMAND --help' for a command's options.\n\n");
         }
         break;

@@ -24,10 +24,18 @@ typedef enum {
     PV_ADMIN_KEY_LIST,
     PV_ADMIN_KEY_REVOKE,
     PV_ADMIN_FACES,
+    PV_ADMIN_ANALYTICS_STATUS,
+    PV_ADMIN_ANALYTICS_BACKFILL,
+    PV_ADMIN_USAGE,
     PV_ADMIN_CMD_COUNT,
 } pv_admin_cmd_t;
 
-typedef enum { PV_ADMIN_GROUP_NONE = 0, PV_ADMIN_GROUP_TENANT, PV_ADMIN_GROUP_KEY } pv_admin_group_t;
+typedef enum {
+    PV_ADMIN_GROUP_NONE = 0,
+    PV_ADMIN_GROUP_TENANT,
+    PV_ADMIN_GROUP_KEY,
+    PV_ADMIN_GROUP_ANALYTICS
+} pv_admin_group_t;
 
 /* Most images one `faces` run takes. */
 #define PV_ADMIN_FILES_MAX 1024
@@ -40,11 +48,13 @@ typedef struct {
     const char *data_dir;    /* --data-dir, or NULL (caller applies env and default) */
     const char *pg;          /* --pg, or NULL */
     const char *migrations;  /* --migrations, or NULL */
-    const char *arg;         /* the positional: tenant name (tenant *, key create/list) or key id (revoke) */
+    const char *arg;         /* the positional: tenant name (tenant *, key create/list, usage) or key id (revoke) */
     pv_tenant_mode_t mode;   /* PV_TENANT_NETWORK unless --mode */
     uint32_t retention_days; /* PV_TENANT_RETENTION_DEFAULT unless --retention-days */
     uint32_t scopes;         /* PV_SCOPE_ALL unless --scopes */
     pv_tenant_update_t update; /* tenant update: --retention-days, --rate, --burst, --quota */
+    uint32_t month;            /* usage: --month as yyyymm, 0 unless given (current UTC month) */
+    uint32_t timeout_s;        /* analytics backfill: --timeout, 0 unless given */
     /* faces */
     const char *models;     /* --models DIR (face-api's model/ folder), or NULL */
     int detector_ssd;       /* --detector ssd */

@@ -137,11 +137,34 @@ int pv_tenants_ping(pv_tenants_reader_t *r);
 
 /*
  * Usage metering: counts `images` for the tenant in its current UTC month
- * and day. With quota > 0, refuses (PV_ELIMIT, nothing counted) when the
- * month's count would pass it. *month_used gets the month's count after the
- * call. One small write transaction.
+ * and day, and one request for the day. With quota > 0, refuses (PV_ELIMIT,
+ * no image counted, the request still counted) when the month's count would
+ * pass it. *month_used gets the month's count after the call. One small
+ * write transaction.
  */
 int pv_usage_take(pv_tenants_t *t, uint64_t tenant_id, int64_t now_ms, uint64_t quota, uint64_t images,
                   uint64_t *month_used);
+
+/* Adds `faces` (found by the pipeline) to the tenant's UTC day; no-op for 0.
+ * One small write transaction. */
+int pv_usage_faces(pv_tenants_t *t, uint64_t tenant_id, int64_t now_ms, uint64_t faces);
+
+/* One tenant's metered UTC day. */
+typedef struct {
+    uint64_t tenant_id;
+    uint32_t ymd; /* yyyymmdd */
+    uint64_t requests, images, faces;
+} pv_usage_day_t;
+
+/* Called per day by pv_usage_days; d is borrowed. Nonzero stops the walk. */
+typedef int (*pv_usage_cb)(void *arg, const pv_usage_day_t *d);
+
+/*
+ * Calls cb for every metered day of tenant_id (0: every tenant) from from_ymd
+ * to to_ymd (yyyymmdd, inclusive; to_ymd 0: no end), in one read
+ * transaction, each (tenant, day) once, in tenant order. PV_ESTORE (LMDB).
+ */
+int pv_usage_days(pv_tenants_t *t, uint64_t tenant_id, uint32_t from_ymd, uint32_t to_ymd, pv_usage_cb cb,
+                  void *arg);
 
 #endif

@@ -5,8 +5,10 @@
  * gid with one cursor range; `visitor_ids` (tenant u64, visitor ID text) ->
  * gid u64; `outbox` (sequence u64) -> event JSON. A visitor record is
  * ver u8, pad[7], first i64, last i64, visits u64 (little-endian). `usage`
- * (tenant u64, 'M' yyyymm u32 | 'D' yyyymmdd u32) -> images u64 meters
- * each tenant per month (quota) and per day (reports).
+ * (tenant u64, 'M' yyyymm u32 | 'D' | 'R' | 'F' yyyymmdd u32) -> u64 meters
+ * each tenant's images per month (quota) and images, requests and faces per
+ * UTC day (usage_daily in PostgreSQL). `meta` holds the outbox's delivery
+ * record ("outbox_delivered_ms", "outbox_delivered" -> u64).
  */
 #include <jansson.h>
 #include <lmdb.h>
@@ -359,6 +361,35 @@ out:
     return rc;
 }
 
+#define META_DELIVERED "outbox_delivered"
+#define META_DELIVERED_MS "outbox_delivered_ms"
+
+static uint64_t meta_u64(pv_tenants_t *t, MDB_txn *txn, const char *name)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    return mdb_get(txn, t->meta, &k, &v) == MDB_SUCCESS && v.mv_size == 8 ? get_le64(v.mv_data) : 0;
+}
+
+static int meta_put_u64(pv_tenants_t *t, MDB_txn *txn, const char *name, uint64_t value)
+{
+    uint8_t b[8];
+    put_le64(b, value);
+    MDB_val k = {strlen(name), (void *)name}, v = {sizeof(b), b};
+    return pv_tenants_lmdb_err(mdb_put(txn, t->meta, &k, &v, 0));
+}
+
+int pv_outbox_delivery(pv_tenants_t *t, int64_t *last_ms, uint64_t *delivered)
+{
+    MDB_txn *txn = NULL;
+    int rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn));
+    if (rc != 0)
+        return rc;
+    *last_ms = (int64_t)meta_u64(t, txn, META_DELIVERED_MS);
+    *delivered = meta_u64(t, txn, META_DELIVERED);
+    mdb_txn_abort(txn);
+    return 0;
+}
+
 int pv_outbox_delete_upto(pv_tenants_t *t, uint64_t seq, uint64_t *deleted)
 {
     MDB_txn *txn = NULL;
@@ -384,6 +415,13 @@ int pv_outbox_delete_upto(pv_tenants_t *t, uint64_t seq, uint64_t *deleted)
     }
     mdb_cursor_close(c);
     c = NULL;
+    if (count > 0) {
+        /* the delivery record for `privid-admin analytics status`, in the same transaction */
+        uint64_t total = meta_u64(t, txn, META_DELIVERED);
+        if ((rc = meta_put_u64(t, txn, META_DELIVERED, total + count)) != 0 ||
+            (rc = meta_put_u64(t, txn, META_DELIVERED_MS, (uint64_t)now_ms())) != 0)
+            goto out;
+    }
     rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
     if (rc == 0 && deleted != NULL)
@@ -420,42 +458,138 @@ static uint64_t month_count_txn(pv_tenants_t *t, MDB_txn *txn, const uint8_t *ke
     return mdb_get(txn, t->usage, &k, &v) == MDB_SUCCESS && v.mv_size == 8 ? get_le64(v.mv_data) : 0;
 }
 
-int pv_usage_take(pv_tenants_t *t, uint64_t tenant_id, int64_t now_ms, uint64_t quota, uint64_t images,
-                  uint64_t *month_used)
+/* The usage key of tenant, kind ('M', 'D', 'R', 'F') and period (yyyymm or yyyymmdd). */
+static void usage_key(uint8_t *k, uint64_t tenant_id, char kind, uint32_t period)
+{
+    put_be64(k, tenant_id);
+    k[8] = (uint8_t)kind;
+    for (int i = 0; i < 4; i++)
+        k[9 + i] = (uint8_t)(period >> (24 - 8 * i));
+}
+
+/* The UTC yyyymm and yyyymmdd of now_ms. */
+static int usage_periods(int64_t now_ms, uint32_t *ym, uint32_t *ymd)
 {
     time_t s = (time_t)(now_ms / 1000);
     struct tm tm;
-    uint8_t mk[13], dk[13];
-    MDB_txn *txn = NULL;
-    uint64_t used = 0;
     if (gmtime_r(&s, &tm) == NULL)
         return PV_EINVAL;
-    put_be64(mk, tenant_id);
-    put_be64(dk, tenant_id);
-    mk[8] = 'M';
-    dk[8] = 'D';
-    uint32_t ym = (uint32_t)(tm.tm_year + 1900) * 100 + (uint32_t)tm.tm_mon + 1;
-    uint32_t ymd = ym * 100 + (uint32_t)tm.tm_mday;
-    for (int i = 0; i < 4; i++) {
-        mk[9 + i] = (uint8_t)(ym >> (24 - 8 * i));
-        dk[9 + i] = (uint8_t)(ymd >> (24 - 8 * i));
-    }
+    *ym = (uint32_t)(tm.tm_year + 1900) * 100 + (uint32_t)tm.tm_mon + 1;
+    *ymd = *ym * 100 + (uint32_t)tm.tm_mday;
+    return 0;
+}
+
+int pv_usage_take(pv_tenants_t *t, uint64_t tenant_id, int64_t now_ms, uint64_t quota, uint64_t images,
+                  uint64_t *month_used)
+{
+    uint8_t mk[13], dk[13], rk[13];
+    MDB_txn *txn = NULL;
+    uint64_t used = 0;
+    uint32_t ym, ymd;
+    if (usage_periods(now_ms, &ym, &ymd) != 0)
+        return PV_EINVAL;
+    usage_key(mk, tenant_id, 'M', ym);
+    usage_key(dk, tenant_id, 'D', ymd);
+    usage_key(rk, tenant_id, 'R', ymd);
     int rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn));
     if (rc != 0)
         return rc;
     used = month_count_txn(t, txn, mk);
     if (quota > 0 && used + images > quota) {
-        mdb_txn_abort(txn);
+        /* refused: no image counted, but the request is (usage_daily.requests) */
         if (month_used != NULL)
             *month_used = used;
-        return PV_ELIMIT;
+        if ((rc = counter_add(t, txn, rk, 1, NULL)) != 0) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+        rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
+        return rc != 0 ? rc : PV_ELIMIT;
     }
     if ((rc = counter_add(t, txn, mk, images, &used)) != 0 ||
-        (rc = counter_add(t, txn, dk, images, NULL)) != 0) {
+        (rc = counter_add(t, txn, dk, images, NULL)) != 0 || (rc = counter_add(t, txn, rk, 1, NULL)) != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
     if (month_used != NULL)
         *month_used = used;
     return pv_tenants_lmdb_err(mdb_txn_commit(txn));
+}
+
+int pv_usage_faces(pv_tenants_t *t, uint64_t tenant_id, int64_t now_ms, uint64_t faces)
+{
+    uint8_t fk[13];
+    MDB_txn *txn = NULL;
+    uint32_t ym, ymd;
+    if (faces == 0)
+        return 0;
+    if (usage_periods(now_ms, &ym, &ymd) != 0)
+        return PV_EINVAL;
+    usage_key(fk, tenant_id, 'F', ymd);
+    int rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn));
+    if (rc != 0)
+        return rc;
+    if ((rc = counter_add(t, txn, fk, faces, NULL)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return pv_tenants_lmdb_err(mdb_txn_commit(txn));
+}
+
+static uint64_t day_count_txn(pv_tenants_t *t, MDB_txn *txn, uint64_t tenant_id, char kind, uint32_t ymd)
+{
+    uint8_t k[13];
+    usage_key(k, tenant_id, kind, ymd);
+    return month_count_txn(t, txn, k);
+}
+
+/*
+ * Keys sort by tenant, then kind ('D' < 'F' < 'M' < 'R'), then day, so a day
+ * can appear under up to three kinds. Each day is reported once: at its 'D'
+ * key, or at its 'F' / 'R' key when the kinds before it have no such day
+ * (a day whose every request was refused by the quota has only 'R').
+ */
+int pv_usage_days(pv_tenants_t *t, uint64_t tenant_id, uint32_t from_ymd, uint32_t to_ymd, pv_usage_cb cb,
+                  void *arg)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    MDB_val key, val;
+    uint8_t start[8];
+    int rc, r;
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) != 0)
+        return rc;
+    if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->usage, &c))) != 0)
+        goto out;
+    put_be64(start, tenant_id);
+    key = (MDB_val){sizeof(start), start};
+    for (r = mdb_cursor_get(c, &key, &val, tenant_id != 0 ? MDB_SET_RANGE : MDB_FIRST); r == MDB_SUCCESS;
+         r = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != 13 || val.mv_size != 8)
+            continue;
+        const uint8_t *k = key.mv_data;
+        pv_usage_day_t d = {.tenant_id = get_be64(k)};
+        if (tenant_id != 0 && d.tenant_id != tenant_id)
+            break;
+        char kind = (char)k[8];
+        if (kind != 'D' && kind != 'F' && kind != 'R')
+            continue;
+        d.ymd = (uint32_t)k[9] << 24 | (uint32_t)k[10] << 16 | (uint32_t)k[11] << 8 | k[12];
+        if (d.ymd < from_ymd || (to_ymd != 0 && d.ymd > to_ymd))
+            continue;
+        d.images = day_count_txn(t, txn, d.tenant_id, 'D', d.ymd);
+        d.faces = day_count_txn(t, txn, d.tenant_id, 'F', d.ymd);
+        d.requests = day_count_txn(t, txn, d.tenant_id, 'R', d.ymd);
+        if ((kind == 'F' && d.images > 0) || (kind == 'R' && (d.images > 0 || d.faces > 0)))
+            continue; /* reported at an earlier kind */
+        if (cb(arg, &d) != 0)
+            break;
+    }
+    if (r != MDB_SUCCESS && r != MDB_NOTFOUND)
+        rc = pv_tenants_lmdb_err(r);
+out:
+    if (c != NULL)
+        mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return rc;
 }

@@ -95,4 +95,10 @@ int pv_outbox_read(pv_tenants_t *t, uint64_t after_seq, size_t max, pv_outbox_cb
  */
 int pv_outbox_delete_upto(pv_tenants_t *t, uint64_t seq, uint64_t *deleted);
 
+/* The delivery record pv_outbox_delete_upto keeps in the store: unix ms of
+ * the last delete that removed events (0: never) and how many it removed in
+ * all. Lets another process (privid-admin analytics status) see the writer's
+ * progress. PV_ESTORE (LMDB). */
+int pv_outbox_delivery(pv_tenants_t *t, int64_t *last_ms, uint64_t *delivered);
+
 #endif
