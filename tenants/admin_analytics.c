@@ -184,9 +184,9 @@ int pv_admin_analytics_backfill(const pv_admin_args_t *a, pv_tenants_t *t, const
             break;
         if (now_ms() > deadline) {
             fprintf(stderr,
-                    "privid-admin: timed out with %" PRIu64 " events still waiting (%" PRIu64
+                    "privid-admin: timed out with %" PRIu64 " events still waiting%s (%" PRIu64
                     " failed attempts; is PostgreSQL reachable and migrated?)\n",
-                    n, pv_writer_failures(w));
+                    n, n == 0 ? " but PostgreSQL not reached" : "", pv_writer_failures(w));
             goto out;
         }
         sleep_ms(POLL_MS);
