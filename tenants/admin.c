@@ -552,9 +552,10 @@ int main(int argc, char **argv)
             code = EXIT_FAIL;
             break;
         }
-        code = ad.args.cmd == PV_ADMIN_USAGE                ? pv_admin_tenant_usage(&ad.args, ad.store)
-               : ad.args.cmd == PV_ADMIN_ANALYTICS_STATUS ? pv_admin_analytics_status(&ad.args, ad.store, ad.pg)
-                                                          : pv_admin_analytics_backfill(&ad.args, ad.store, ad.pg);
+        code = ad.args.cmd == PV_ADMIN_USAGE ? pv_admin_tenant_usage(&ad.args, ad.store)
+               : ad.args.cmd == PV_ADMIN_ANALYTICS_STATUS
+                   ? pv_admin_analytics_status(&ad.args, ad.store, ad.pg)
+                   : pv_admin_analytics_backfill(&ad.args, ad.store, ad.pg);
         break;
     default:
         errorf("missing command");

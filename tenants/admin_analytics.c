@@ -114,9 +114,10 @@ int pv_admin_analytics_status(const pv_admin_args_t *a, pv_tenants_t *t, const c
     if (pg != NULL) {
         PGconn *c = NULL;
         /* newest rows: max(ts) over the recent partitions first keeps it cheap on a big table */
-        static const char *q[2] = {
-            "SELECT coalesce(to_char(max(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') FROM visits",
-            "SELECT coalesce(to_char(max(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') FROM events"};
+        static const char *q[2] = {"SELECT coalesce(to_char(max(ts) AT TIME ZONE 'UTC', "
+                                   "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') FROM visits",
+                                   "SELECT coalesce(to_char(max(ts) AT TIME ZONE 'UTC', "
+                                   "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') FROM events"};
         rc = pv_admin_pg_connect(&c, pg, err, sizeof(err));
         if (rc != 0)
             fprintf(stderr, "privid-admin: %s\n", err);
@@ -130,13 +131,13 @@ int pv_admin_analytics_status(const pv_admin_args_t *a, pv_tenants_t *t, const c
     }
     format_ms(when, sizeof(when), last_ms);
     if (a->json) {
-        json_t *j = json_pack("{s:I, s:I, s:I, s:s?, s:I}", "outbox_depth", (json_int_t)depth, "oldest_age_ms",
-                              (json_int_t)age_ms, "last_delivery_ms", (json_int_t)last_ms, "last_delivery",
-                              last_ms > 0 ? when : NULL, "delivered", (json_int_t)delivered);
+        json_t *j = json_pack("{s:I, s:I, s:I, s:s?, s:I}", "outbox_depth", (json_int_t)depth,
+                              "oldest_age_ms", (json_int_t)age_ms, "last_delivery_ms", (json_int_t)last_ms,
+                              "last_delivery", last_ms > 0 ? when : NULL, "delivered", (json_int_t)delivered);
         if (j != NULL && pg != NULL)
             json_object_set_new(j, "postgresql",
-                                json_pack("{s:s?, s:s?}", "newest_visit", visit[0] ? visit : NULL, "newest_event",
-                                          event[0] ? event : NULL));
+                                json_pack("{s:s?, s:s?}", "newest_visit", visit[0] ? visit : NULL,
+                                          "newest_event", event[0] ? event : NULL));
         return print_json(j);
     }
     printf("outbox depth:     %" PRIu64 " event%s\n", depth, depth == 1 ? "" : "s");
@@ -161,7 +162,8 @@ int pv_admin_analytics_backfill(const pv_admin_args_t *a, pv_tenants_t *t, const
         fprintf(stderr, "privid-admin: analytics backfill needs a PostgreSQL DSN (--pg or PRIVID_PG)\n");
         return EXIT_USAGE;
     }
-    if ((rc = pv_outbox_stat(t, &depth, &target)) != 0 || (rc = pv_outbox_delivery(t, &last_ms, &before)) != 0) {
+    if ((rc = pv_outbox_stat(t, &depth, &target)) != 0 ||
+        (rc = pv_outbox_delivery(t, &last_ms, &before)) != 0) {
         fprintf(stderr, "privid-admin: cannot read the outbox: %s\n", pv_strerror(rc));
         return EXIT_FAIL;
     }
@@ -263,10 +265,11 @@ int pv_admin_tenant_usage(const pv_admin_args_t *a, pv_tenants_t *t)
     if (a->json)
         return print_json(json_pack("{s:s, s:I, s:s, s:o, s:{s:I, s:I, s:I}, s:I}", "tenant", tn.name,
                                     "tenant_id", (json_int_t)tn.id, "month", label, "days", u.days, "total",
-                                    "requests", (json_int_t)u.requests, "images", (json_int_t)u.images, "faces",
-                                    (json_int_t)u.faces, "monthly_quota", (json_int_t)tn.monthly_quota));
+                                    "requests", (json_int_t)u.requests, "images", (json_int_t)u.images,
+                                    "faces", (json_int_t)u.faces, "monthly_quota",
+                                    (json_int_t)tn.monthly_quota));
     printf("%-10s %12" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n", label, u.requests, u.images, u.faces);
-    printf("tenant %s, %s: %zu day%s metered; images count against the quota of %" PRIu64 "%s\n", tn.name, label,
-           u.n, u.n == 1 ? "" : "s", tn.monthly_quota, tn.monthly_quota ? "" : " (unlimited)");
+    printf("tenant %s, %s: %zu day%s metered; images count against the quota of %" PRIu64 "%s\n", tn.name,
+           label, u.n, u.n == 1 ? "" : "s", tn.monthly_quota, tn.monthly_quota ? "" : " (unlimited)");
     return EXIT_OK;
 }

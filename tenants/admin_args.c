@@ -41,7 +41,8 @@ static const struct {
     [OPT_JSON] = {"json", 0, 0},
     [OPT_MIGRATIONS] = {"migrations", 1, CMD_BIT(PV_ADMIN_MIGRATE)},
     [OPT_MODE] = {"mode", 1, CMD_BIT(PV_ADMIN_TENANT_CREATE)},
-    [OPT_RETENTION] = {"retention-days", 1, CMD_BIT(PV_ADMIN_TENANT_CREATE) | CMD_BIT(PV_ADMIN_TENANT_UPDATE)},
+    [OPT_RETENTION] = {"retention-days", 1,
+                       CMD_BIT(PV_ADMIN_TENANT_CREATE) | CMD_BIT(PV_ADMIN_TENANT_UPDATE)},
     [OPT_RATE] = {"rate", 1, CMD_BIT(PV_ADMIN_TENANT_UPDATE)},
     [OPT_BURST] = {"burst", 1, CMD_BIT(PV_ADMIN_TENANT_UPDATE)},
     [OPT_QUOTA] = {"quota", 1, CMD_BIT(PV_ADMIN_TENANT_UPDATE)},
@@ -277,7 +278,8 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
     } else if (strcmp(pos[0], "usage") == 0) {
         out->cmd = PV_ADMIN_USAGE;
         used = 1;
-    } else if (strcmp(pos[0], "tenant") == 0 || strcmp(pos[0], "key") == 0 || strcmp(pos[0], "analytics") == 0) {
+    } else if (strcmp(pos[0], "tenant") == 0 || strcmp(pos[0], "key") == 0 ||
+               strcmp(pos[0], "analytics") == 0) {
         out->group = pos[0][0] == 't'   ? PV_ADMIN_GROUP_TENANT
                      : pos[0][0] == 'k' ? PV_ADMIN_GROUP_KEY
                                         : PV_ADMIN_GROUP_ANALYTICS;
@@ -435,8 +437,9 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
         }
     }
     if (seen[OPT_MONTH] && parse_month(&out->month, vals[OPT_MONTH]) != 0) {
-        snprintf(err, errlen, "invalid --month '%.*s': expected YYYY-MM (for example 2026-03), year 2000 or later",
-                 SHOWN, vals[OPT_MONTH]);
+        snprintf(err, errlen,
+                 "invalid --month '%.*s': expected YYYY-MM (for example 2026-03), year 2000 or later", SHOWN,
+                 vals[OPT_MONTH]);
         goto out;
     }
     if (seen[OPT_TIMEOUT] && parse_uint(&out->timeout_s, vals[OPT_TIMEOUT], 1, 86400) != 0) {

@@ -165,10 +165,11 @@ static void test_sync(void **state)
     assert_int_equal(rows, 6);
     assert_int_equal(pv_analytics_usage_sync(f->pg, f->t, 0, &rows, err, sizeof(err)), 0); /* idempotent */
     assert_int_equal(scalar(f->pg, "SELECT count(*) FROM usage_daily"), 6);
-    snprintf(sql, sizeof(sql),
-             "SELECT requests * 10000 + images * 100 + faces FROM usage_daily WHERE tenant_id = %llu AND day = "
-             "'2026-03-01'",
-             (unsigned long long)f->a.id);
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT requests * 10000 + images * 100 + faces FROM usage_daily WHERE tenant_id = %llu AND day = "
+        "'2026-03-01'",
+        (unsigned long long)f->a.id);
     assert_int_equal(scalar(f->pg, sql), 30305);
     /* more traffic; a sync from D2 on updates D2 and leaves D1 alone */
     uint64_t used;
@@ -177,10 +178,11 @@ static void test_sync(void **state)
     assert_int_equal(pv_analytics_usage_sync(f->pg, f->t, 20260302, &rows, err, sizeof(err)), 0);
     assert_int_equal(rows, 4);
     assert_int_equal(scalar(f->pg, "SELECT count(*) FROM usage_daily"), 6);
-    snprintf(sql, sizeof(sql),
-             "SELECT requests * 10000 + images * 100 + faces FROM usage_daily WHERE tenant_id = %llu AND day = "
-             "'2026-03-02'",
-             (unsigned long long)f->a.id);
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT requests * 10000 + images * 100 + faces FROM usage_daily WHERE tenant_id = %llu AND day = "
+        "'2026-03-02'",
+        (unsigned long long)f->a.id);
     assert_int_equal(scalar(f->pg, sql), 30304);
     assert_int_equal(scalar(f->pg, "SELECT sum(images) FROM usage_daily"), 3 + 3 + 1 + 1);
     /* PostgreSQL refusing (no such table here): PV_EDB with a message, nothing else breaks */
@@ -250,7 +252,8 @@ static void test_cli_usage(void **state)
     char out[8192];
     json_t *j = NULL;
     meter(f);
-    assert_int_equal(admin(f, out, sizeof(out), &j, "usage", "store-b", "--month", "2026-03", "--json", NULL), 0);
+    assert_int_equal(admin(f, out, sizeof(out), &j, "usage", "store-b", "--month", "2026-03", "--json", NULL),
+                     0);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "month")), "2026-03");
     assert_int_equal(json_array_size(json_object_get(j, "days")), 4);
@@ -265,7 +268,8 @@ static void test_cli_usage(void **state)
     assert_non_null(strstr(out, "2026-03-01"));
     assert_non_null(strstr(out, "2026-03               5            5            5\n")); /* the totals */
     /* another month: no days, zero totals */
-    assert_int_equal(admin(f, out, sizeof(out), &j, "usage", "store-a", "--month", "2026-04", "--json", NULL), 0);
+    assert_int_equal(admin(f, out, sizeof(out), &j, "usage", "store-a", "--month", "2026-04", "--json", NULL),
+                     0);
     assert_int_equal(json_array_size(json_object_get(j, "days")), 0);
     json_decref(j);
     /* the current month by default */
@@ -281,7 +285,11 @@ static void test_cli_usage(void **state)
 static void record(fixture_t *f, int n)
 {
     for (int i = 0; i < n; i++) {
-        pv_visit_t v = {.gid = 100 + (uint64_t)i, .ts_ms = D1 + i, .location = "door", .camera = "", .is_new = 1,
+        pv_visit_t v = {.gid = 100 + (uint64_t)i,
+                        .ts_ms = D1 + i,
+                        .location = "door",
+                        .camera = "",
+                        .is_new = 1,
                         .distance = -1};
         pv_visitor_t out;
         assert_int_equal(pv_visits_record(f->t, &f->a, &v, 1, &out), 0);
@@ -308,7 +316,8 @@ static void test_cli_analytics(void **state)
                      1);
     assert_non_null(strstr(out, "timed out with 40 events"));
 
-    assert_int_equal(admin(f, out, sizeof(out), &j, "analytics", "backfill", "--pg", g_dsn, "--json", NULL), 0);
+    assert_int_equal(admin(f, out, sizeof(out), &j, "analytics", "backfill", "--pg", g_dsn, "--json", NULL),
+                     0);
     assert_int_equal(json_integer_value(json_object_get(j, "delivered")), 40);
     json_decref(j);
     assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 40);

@@ -297,33 +297,39 @@ static void test_analytics_usage(void **state)
     assert_int_equal(a.month, 200012);
 
     /* bad arguments, each named */
-    expect_error("missing analytics command (status, backfill)", parse(&a, err, sizeof(err), "analytics", NULL), err);
-    expect_error("unknown analytics command 'drain'", parse(&a, err, sizeof(err), "analytics", "drain", NULL), err);
-    expect_error("unexpected argument 'acme'", parse(&a, err, sizeof(err), "analytics", "status", "acme", NULL), err);
+    expect_error("missing analytics command (status, backfill)",
+                 parse(&a, err, sizeof(err), "analytics", NULL), err);
+    expect_error("unknown analytics command 'drain'", parse(&a, err, sizeof(err), "analytics", "drain", NULL),
+                 err);
+    expect_error("unexpected argument 'acme'",
+                 parse(&a, err, sizeof(err), "analytics", "status", "acme", NULL), err);
     expect_error("missing argument TENANT for 'usage'", parse(&a, err, sizeof(err), "usage", NULL), err);
     expect_error("unexpected argument 'b'", parse(&a, err, sizeof(err), "usage", "a", "b", NULL), err);
     expect_error("invalid tenant name 'a b'", parse(&a, err, sizeof(err), "usage", "a b", NULL), err);
-    const char *months[] = {"2026-13", "2026-00", "2026-3", "26-03", "2026/03", "1999-12", "2026-03-01", "２０26-03",
-                            "-2026-03", "2026-0a"};
+    const char *months[] = {"2026-13", "2026-00",    "2026-3",    "26-03",    "2026/03",
+                            "1999-12", "2026-03-01", "２０26-03", "-2026-03", "2026-0a"};
     for (size_t i = 0; i < sizeof(months) / sizeof(months[0]); i++) {
         char opt[64];
         snprintf(opt, sizeof(opt), "--month=%s", months[i]);
         expect_error("invalid --month", parse(&a, err, sizeof(err), "usage", "acme", opt, NULL), err);
     }
-    expect_error("option --month needs a non-empty value", parse(&a, err, sizeof(err), "usage", "acme", "--month=", NULL),
-                 err);
-    expect_error("option --month needs a value", parse(&a, err, sizeof(err), "usage", "acme", "--month", NULL), err);
+    expect_error("option --month needs a non-empty value",
+                 parse(&a, err, sizeof(err), "usage", "acme", "--month=", NULL), err);
+    expect_error("option --month needs a value",
+                 parse(&a, err, sizeof(err), "usage", "acme", "--month", NULL), err);
     expect_error("option --month given twice",
-                 parse(&a, err, sizeof(err), "usage", "acme", "--month=2026-01", "--month=2026-02", NULL), err);
+                 parse(&a, err, sizeof(err), "usage", "acme", "--month=2026-01", "--month=2026-02", NULL),
+                 err);
     expect_error("option --month is not valid for 'analytics status'",
                  parse(&a, err, sizeof(err), "analytics", "status", "--month=2026-01", NULL), err);
     expect_error("option --timeout is not valid for 'usage'",
                  parse(&a, err, sizeof(err), "usage", "acme", "--timeout=5", NULL), err);
-    expect_error("invalid --timeout '0'", parse(&a, err, sizeof(err), "analytics", "backfill", "--timeout=0", NULL), err);
+    expect_error("invalid --timeout '0'",
+                 parse(&a, err, sizeof(err), "analytics", "backfill", "--timeout=0", NULL), err);
     expect_error("invalid --timeout '86401'",
                  parse(&a, err, sizeof(err), "analytics", "backfill", "--timeout", "86401", NULL), err);
-    expect_error("invalid --timeout '5s'", parse(&a, err, sizeof(err), "analytics", "backfill", "--timeout=5s", NULL),
-                 err);
+    expect_error("invalid --timeout '5s'",
+                 parse(&a, err, sizeof(err), "analytics", "backfill", "--timeout=5s", NULL), err);
 
     /* help at each level names the new commands */
     static char buf[16384];
@@ -354,12 +360,9 @@ static void test_small_error_buffer(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commands),
-        cmocka_unit_test(test_help_levels),
-        cmocka_unit_test(test_usage_errors),
-        cmocka_unit_test(test_faces),
-        cmocka_unit_test(test_tenant_update),
-        cmocka_unit_test(test_analytics_usage),
+        cmocka_unit_test(test_commands),           cmocka_unit_test(test_help_levels),
+        cmocka_unit_test(test_usage_errors),       cmocka_unit_test(test_faces),
+        cmocka_unit_test(test_tenant_update),      cmocka_unit_test(test_analytics_usage),
         cmocka_unit_test(test_small_error_buffer),
     };
     return cmocka_run_group_tests_name("tenants_admin_args", tests, NULL, NULL);
