@@ -12,6 +12,7 @@
  * USAGE_EVERY_MS and once more when it stops.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -19,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 #include "analytics/usage.h"
 #include "analytics/writer.h"
 #include "common/error.h"
@@ -95,6 +98,7 @@ struct pv_writer {
     size_t batch_max;
     int idle_ms, backoff_min_ms, backoff_max_ms;
     pv_writer_method_t method;
+    int lock_fd; /* writer.lock in the store's directory, flock()ed while the writer runs */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -561,16 +565,40 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* The store's writer lock: an fd holding flock(LOCK_EX) on <dir>/writer.lock, or
+ * PV_EEXIST when another writer holds it, or -errno. */
+static int lock_store(pv_tenants_t *t)
+{
+    const char *dir = pv_tenants_dir(t);
+    char path[4096];
+    if (dir == NULL || (size_t)snprintf(path, sizeof(path), "%s/writer.lock", dir) >= sizeof(path))
+        return PV_EINVAL;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno == EWOULDBLOCK ? PV_EEXIST : -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
 int pv_writer_start(pv_writer_t **out, pv_tenants_t *t, const pv_writer_conf_t *conf)
 {
     if (t == NULL || conf == NULL || conf->dsn == NULL || conf->method < PV_WRITER_DEFAULT ||
         conf->method > PV_WRITER_PIPELINE)
         return PV_EINVAL;
+    int fd = lock_store(t);
+    if (fd < 0)
+        return fd;
     pv_writer_t *w = calloc(1, sizeof(*w));
     if (w == NULL || (w->dsn = strdup(conf->dsn)) == NULL) {
         free(w);
+        close(fd);
         return PV_ENOMEM;
     }
+    w->lock_fd = fd;
     w->t = t;
     w->batch_max = conf->batch_max > 0 ? conf->batch_max : BATCH_DEFAULT;
     w->idle_ms = conf->idle_ms > 0 ? conf->idle_ms : 200;
@@ -586,6 +614,7 @@ int pv_writer_start(pv_writer_t **out, pv_tenants_t *t, const pv_writer_conf_t *
     if (err != 0) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
+        close(w->lock_fd);
         free(w->dsn);
         free(w);
         return -err;
@@ -613,6 +642,7 @@ void pv_writer_stop(pv_writer_t *w)
     pthread_join(w->thread, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    close(w->lock_fd); /* releases the store's writer lock */
     free(w->dsn);
     free(w);
 }

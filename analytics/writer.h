@@ -35,8 +35,13 @@ typedef struct {
 
 /*
  * Starts the writer over store t (borrowed: it must outlive the writer). The
- * caller owns *out and stops it with pv_writer_stop. Returns 0, PV_EINVAL,
- * PV_ENOMEM or -errno (thread creation).
+ * caller owns *out and stops it with pv_writer_stop. One writer per store at
+ * a time, across processes: it holds an exclusive lock on writer.lock in the
+ * store's directory (two drainers could delete an event appended between
+ * them, because the outbox renumbers from 1 once empty), and PV_EEXIST says
+ * another writer (a gateway, privid-admin analytics backfill) holds it; the
+ * kernel releases it when a process dies. Returns 0, PV_EINVAL, PV_EEXIST,
+ * PV_ENOMEM or -errno (lock file, thread creation).
  */
 int pv_writer_start(pv_writer_t **out, pv_tenants_t *t, const pv_writer_conf_t *conf);
 

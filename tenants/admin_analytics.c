@@ -168,7 +168,13 @@ int pv_admin_analytics_backfill(const pv_admin_args_t *a, pv_tenants_t *t, const
         return EXIT_FAIL;
     }
     pv_writer_conf_t conf = {.dsn = pg, .idle_ms = POLL_MS, .backoff_max_ms = 2000};
-    if ((rc = pv_writer_start(&w, t, &conf)) != 0) {
+    if ((rc = pv_writer_start(&w, t, &conf)) == PV_EEXIST) {
+        fprintf(stderr, "privid-admin: another writer (a gateway started with --pg, or another backfill) is "
+                        "draining this store; it delivers the outbox itself ('analytics status' shows its "
+                        "progress)\n");
+        return EXIT_FAIL;
+    }
+    if (rc != 0) {
         fprintf(stderr, "privid-admin: cannot start the writer: %s\n", pv_strerror(rc));
         return EXIT_FAIL;
     }

@@ -545,8 +545,8 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
                    "Delivers every event waiting in the local outbox to PostgreSQL now, with the\n"
                    "gateway's writer (same batches, same idempotent inserts: running it twice, or\n"
                    "after the gateway delivered some, never doubles a row), and copies the usage\n"
-                   "counters into usage_daily. For an operator after an outage. Run it while no\n"
-                   "gateway with --pg drains the same data directory (stop it, or start it without --pg).\n\n"
+                   "counters into usage_daily. For an operator after an outage. Refused (exit 1)\n"
+                   "while another writer drains the same data directory (a gateway started with --pg).\n\n"
                    "  --timeout SECONDS  give up when PostgreSQL has not taken the events within\n"
                    "                     this time (1..86400, default 300); exit 1\n\n");
         break;

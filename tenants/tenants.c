@@ -361,6 +361,12 @@ out:
     return rc;
 }
 
+const char *pv_tenants_dir(const pv_tenants_t *t)
+{
+    const char *path = NULL;
+    return mdb_env_get_path(t->env, &path) == MDB_SUCCESS ? path : NULL;
+}
+
 void pv_tenants_close(pv_tenants_t *t)
 {
     if (t == NULL)

@@ -78,6 +78,8 @@ typedef struct {
 int pv_tenants_open(pv_tenants_t **out, const char *dir);
 /* Closes; NULL is a no-op. All readers must be destroyed first. */
 void pv_tenants_close(pv_tenants_t *t);
+/* The environment's directory (borrowed: valid until pv_tenants_close), or NULL. */
+const char *pv_tenants_dir(const pv_tenants_t *t);
 
 /* Returns 0 when name is a valid tenant name (see PV_TENANT_NAME_MAX), else PV_EINVAL. */
 int pv_tenants_name_valid(const char *name);
