@@ -19,7 +19,7 @@
 
 #define DAY_MS 86400000LL
 
-/* ISO 4217 active codes (2024), without XXX (no currency) and XTS (testing). */
+/* ISO 4217 active codes (2024), without the "no currency" code X-X-X and XTS (testing). */
 static const char currencies[] =
     "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN "
     "BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD "

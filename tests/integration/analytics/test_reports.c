@@ -25,6 +25,7 @@
 #include "analytics/reports.h"
 #include "common/error.h"
 #include "tenants/admin_pg.h"
+#include "tests/integration/analytics/pgtest.h"
 
 #define TA 1001
 #define TB 1002
@@ -54,7 +55,7 @@ typedef struct {
 static visit_t g_v[NV_MAX];
 static purchase_t g_p[NP_MAX];
 static int g_nv, g_np, g_nvisitors;
-static char g_db[64], g_dsn[1024], g_admin_dsn[1024];
+static char g_db[64], g_dsn[1024];
 static const char *g_migrations;
 static pv_reports_t *g_reports;
 static const char *const LOC[] = {"north", "south"};
@@ -83,12 +84,6 @@ static void gen_visitor(int tenant, int loc_main, int other_loc_pct, int max_ext
             g_p[g_np++] = (purchase_t){tenant, ts + 60, vis, loc, rnd(5) == 0, 100 + rnd(9900)};
         ts += 3600 + (long long)rnd(9 * DAY);
     }
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static void exec_ok(PGconn *c, const char *sql)
@@ -631,22 +626,8 @@ static void test_pg_down(void **state)
              g_db);
     exec_ok(c, sql);
     PQfinish(c);
-    sleep_ms(100);
+    pgt_sleep_ms(100);
     json_decref(report(PV_REPORT_SUMMARY, TA, RANGE));
-}
-
-static void dsn_for(char *out, size_t size, const char *base, const char *db)
-{
-    if (strncmp(base, "postgres://", 11) == 0 || strncmp(base, "postgresql://", 13) == 0) {
-        const char *p = strstr(base, "://") + 3;
-        const char *slash = strchr(p, '/'), *q = strchr(p, '?');
-        size_t host_end = slash != NULL ? (size_t)(slash - base)
-                          : q != NULL   ? (size_t)(q - base)
-                                        : strlen(base);
-        snprintf(out, size, "%.*s/%s%s", (int)host_end, base, db, q != NULL ? q : "");
-    } else {
-        snprintf(out, size, "%s dbname=%s", base, db);
-    }
 }
 
 static int setup_group(void **state)
@@ -665,45 +646,17 @@ static int teardown_group(void **state)
 
 int main(int argc, char **argv)
 {
-    const char *base = getenv("PRIVID_TEST_PG");
-    char err[512], sql[128];
-    size_t applied = 0;
-    PGconn *admin = NULL, *c = NULL;
+    pgt_db_t db;
     int rc = 1;
     if (argc != 2) {
         fprintf(stderr, "usage: test_reports MIGRATIONS_DIR\n");
         return 2;
     }
     g_migrations = argv[1];
-    if (base == NULL || *base == '\0') {
-        fprintf(stderr,
-                "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)\n");
-        return 1;
-    }
-    snprintf(g_admin_dsn, sizeof(g_admin_dsn), "%s", base);
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    snprintf(g_db, sizeof(g_db), "privid_r_%d_%d", (int)getpid(), rand() % 100000);
-    dsn_for(g_dsn, sizeof(g_dsn), base, g_db);
-    admin = PQconnectdb(g_admin_dsn);
-    if (PQstatus(admin) != CONNECTION_OK) {
-        fprintf(stderr, "FAIL: cannot connect to PRIVID_TEST_PG: %s", PQerrorMessage(admin));
-        goto out;
-    }
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", g_db);
-    PGresult *r = PQexec(admin, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok) {
-        fprintf(stderr, "FAIL: %s: %s", sql, PQerrorMessage(admin));
-        goto out;
-    }
-    if (pv_admin_pg_connect(&c, g_dsn, err, sizeof(err)) != 0 ||
-        pv_admin_migrate(c, g_migrations, NULL, NULL, &applied, err, sizeof(err)) != 0) {
-        fprintf(stderr, "FAIL: migrate: %s\n", err);
+    if (pgt_db_create(&db, "privid_r", g_migrations) != 0)
         goto drop;
-    }
-    PQfinish(c);
-    c = NULL;
+    snprintf(g_db, sizeof(g_db), "%s", db.name);
+    snprintf(g_dsn, sizeof(g_dsn), "%s", db.dsn);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_summary),    cmocka_unit_test(test_frequency),
         cmocka_unit_test(test_conversion), cmocka_unit_test(test_retention),
@@ -713,10 +666,6 @@ int main(int argc, char **argv)
     };
     rc = cmocka_run_group_tests_name("analytics_reports", tests, setup_group, teardown_group);
 drop:
-    PQfinish(c);
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", g_db);
-    PQclear(PQexec(admin, sql));
-out:
-    PQfinish(admin);
+    pgt_db_drop(&db);
     return rc;
 }

@@ -28,6 +28,7 @@
 #include "tenants/admin_pg.h"
 #include "tenants/tenants.h"
 #include "tenants/visitors.h"
+#include "tests/integration/analytics/pgtest.h"
 
 static char g_db[64], g_dsn[1024];
 static const char *g_admin;
@@ -42,31 +43,6 @@ typedef struct {
     pv_tenant_t a, b;
     PGconn *pg;
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static long long scalar(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        fprintf(stderr, "query failed: %s: %s", sql, PQerrorMessage(c));
-        PQclear(r);
-        fail();
-    }
-    long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
 
 static int setup(void **state)
 {
@@ -91,7 +67,7 @@ static int teardown(void **state)
     fixture_t *f = *state;
     PQfinish(f->pg);
     pv_tenants_close(f->t);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    nftw(f->dir, pgt_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     free(f);
     return 0;
 }
@@ -164,27 +140,27 @@ static void test_sync(void **state)
     assert_int_equal(pv_analytics_usage_sync(f->pg, f->t, 0, &rows, err, sizeof(err)), 0);
     assert_int_equal(rows, 6);
     assert_int_equal(pv_analytics_usage_sync(f->pg, f->t, 0, &rows, err, sizeof(err)), 0); /* idempotent */
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM usage_daily"), 6);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM usage_daily"), 6);
     snprintf(
         sql, sizeof(sql),
         "SELECT requests * 10000 + images * 100 + faces FROM usage_daily WHERE tenant_id = %llu AND day = "
         "'2026-03-01'",
         (unsigned long long)f->a.id);
-    assert_int_equal(scalar(f->pg, sql), 30305);
+    assert_int_equal(pgt_scalar(f->pg, sql), 30305);
     /* more traffic; a sync from D2 on updates D2 and leaves D1 alone */
     uint64_t used;
     assert_int_equal(pv_usage_take(f->t, f->a.id, D1 + DAY + 5, 0, 1, &used), 0);
     assert_int_equal(pv_usage_faces(f->t, f->a.id, D1 + DAY + 5, 4), 0);
     assert_int_equal(pv_analytics_usage_sync(f->pg, f->t, 20260302, &rows, err, sizeof(err)), 0);
     assert_int_equal(rows, 4);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM usage_daily"), 6);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM usage_daily"), 6);
     snprintf(
         sql, sizeof(sql),
         "SELECT requests * 10000 + images * 100 + faces FROM usage_daily WHERE tenant_id = %llu AND day = "
         "'2026-03-02'",
         (unsigned long long)f->a.id);
-    assert_int_equal(scalar(f->pg, sql), 30304);
-    assert_int_equal(scalar(f->pg, "SELECT sum(images) FROM usage_daily"), 3 + 3 + 1 + 1);
+    assert_int_equal(pgt_scalar(f->pg, sql), 30304);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT sum(images) FROM usage_daily"), 3 + 3 + 1 + 1);
     /* PostgreSQL refusing (no such table here): PV_EDB with a message, nothing else breaks */
     PGconn *c = PQconnectdb(g_dsn);
     PQclear(PQexec(c, "CREATE TEMP TABLE usage_daily (x int)"));
@@ -201,12 +177,12 @@ static void test_writer_syncs(void **state)
     pv_writer_conf_t conf = {.dsn = g_dsn, .idle_ms = 20};
     meter(f);
     assert_int_equal(pv_writer_start(&w, f->t, &conf), 0);
-    for (int i = 0; i < 500 && scalar(f->pg, "SELECT count(*) FROM usage_daily") < 6; i++)
-        sleep_ms(10);
+    for (int i = 0; i < 500 && pgt_scalar(f->pg, "SELECT count(*) FROM usage_daily") < 6; i++)
+        pgt_sleep_ms(10);
     pv_writer_stop(w);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM usage_daily"), 6);
-    assert_int_equal(scalar(f->pg, "SELECT sum(requests) FROM usage_daily"), 3 + 2 + 1 + 2 + 1);
-    assert_int_equal(scalar(f->pg, "SELECT sum(faces) FROM usage_daily"), 5 + 2);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM usage_daily"), 6);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT sum(requests) FROM usage_daily"), 3 + 2 + 1 + 2 + 1);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT sum(faces) FROM usage_daily"), 5 + 2);
 }
 
 /* Runs privid-admin with args (NULL-terminated) over the fixture's store; returns
@@ -320,12 +296,12 @@ static void test_cli_analytics(void **state)
                      0);
     assert_int_equal(json_integer_value(json_object_get(j, "delivered")), 40);
     json_decref(j);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 40);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM usage_daily"), 6);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 40);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM usage_daily"), 6);
     /* again: nothing left, nothing doubled */
     assert_int_equal(admin(f, out, sizeof(out), NULL, "analytics", "backfill", "--pg", g_dsn, NULL), 0);
     assert_non_null(strstr(out, "delivered 0 of the 0 events"));
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 40);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 40);
 
     assert_int_equal(admin(f, out, sizeof(out), &j, "analytics", "status", "--json", "--pg", g_dsn, NULL), 0);
     assert_int_equal(json_integer_value(json_object_get(j, "outbox_depth")), 0);
@@ -342,60 +318,19 @@ static void test_cli_analytics(void **state)
                      1);
 }
 
-static void dsn_for(char *out, size_t size, const char *base, const char *db)
-{
-    if (strncmp(base, "postgres://", 11) == 0 || strncmp(base, "postgresql://", 13) == 0) {
-        const char *p = strstr(base, "://") + 3;
-        const char *slash = strchr(p, '/'), *q = strchr(p, '?');
-        size_t host_end = slash != NULL ? (size_t)(slash - base)
-                          : q != NULL   ? (size_t)(q - base)
-                                        : strlen(base);
-        snprintf(out, size, "%.*s/%s%s", (int)host_end, base, db, q != NULL ? q : "");
-    } else {
-        snprintf(out, size, "%s dbname=%s", base, db);
-    }
-}
-
 int main(int argc, char **argv)
 {
-    const char *base = getenv("PRIVID_TEST_PG");
-    char err[512], sql[128];
-    size_t applied = 0;
-    PGconn *admin_c = NULL, *c = NULL;
+    pgt_db_t db;
     int rc = 1;
     if (argc != 3) {
         fprintf(stderr, "usage: test_usage MIGRATIONS_DIR PRIVID_ADMIN\n");
         return 2;
     }
     g_admin = argv[2];
-    if (base == NULL || *base == '\0') {
-        fprintf(stderr,
-                "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)\n");
-        return 1;
-    }
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    snprintf(g_db, sizeof(g_db), "privid_u_%d_%d", (int)getpid(), rand() % 100000);
-    dsn_for(g_dsn, sizeof(g_dsn), base, g_db);
-    admin_c = PQconnectdb(base);
-    if (PQstatus(admin_c) != CONNECTION_OK) {
-        fprintf(stderr, "FAIL: cannot connect to PRIVID_TEST_PG: %s", PQerrorMessage(admin_c));
-        goto out;
-    }
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", g_db);
-    PGresult *r = PQexec(admin_c, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok) {
-        fprintf(stderr, "FAIL: %s: %s", sql, PQerrorMessage(admin_c));
-        goto out;
-    }
-    if (pv_admin_pg_connect(&c, g_dsn, err, sizeof(err)) != 0 ||
-        pv_admin_migrate(c, argv[1], NULL, NULL, &applied, err, sizeof(err)) != 0) {
-        fprintf(stderr, "FAIL: migrate: %s\n", err);
+    if (pgt_db_create(&db, "privid_u", argv[1]) != 0)
         goto drop;
-    }
-    PQfinish(c);
-    c = NULL;
+    snprintf(g_db, sizeof(g_db), "%s", db.name);
+    snprintf(g_dsn, sizeof(g_dsn), "%s", db.dsn);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_days, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync, setup, teardown),
@@ -405,10 +340,6 @@ int main(int argc, char **argv)
     };
     rc = cmocka_run_group_tests_name("analytics_usage", tests, NULL, NULL);
 drop:
-    PQfinish(c);
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", g_db);
-    PQclear(PQexec(admin_c, sql));
-out:
-    PQfinish(admin_c);
+    pgt_db_drop(&db);
     return rc;
 }

@@ -29,10 +29,11 @@
 #include "tenants/store.h"
 #include "tenants/tenants.h"
 #include "tenants/visitors.h"
+#include "tests/integration/analytics/pgtest.h"
 
 #define BAD_DSN "host=127.0.0.1 port=1 dbname=none connect_timeout=2"
 
-static char g_db[64], g_dsn[1024], g_admin_dsn[1024];
+static char g_db[64], g_dsn[1024];
 static const char *g_migrations;
 
 typedef struct {
@@ -41,31 +42,6 @@ typedef struct {
     pv_tenant_t a, b;
     PGconn *pg;
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static long long scalar(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        fprintf(stderr, "query failed: %s: %s", sql, PQerrorMessage(c));
-        PQclear(r);
-        fail();
-    }
-    long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return v;
-}
 
 static uint64_t depth(fixture_t *f)
 {
@@ -78,7 +54,7 @@ static uint64_t depth(fixture_t *f)
 static void wait_empty(fixture_t *f, pv_writer_t *w)
 {
     for (int i = 0; i < 2000 && depth(f) > 0; i++)
-        sleep_ms(10);
+        pgt_sleep_ms(10);
     assert_int_equal(depth(f), 0);
     (void)w;
 }
@@ -143,7 +119,7 @@ static int teardown(void **state)
     fixture_t *f = *state;
     PQfinish(f->pg);
     pv_tenants_close(f->t);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    nftw(f->dir, pgt_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     free(f);
     return 0;
 }
@@ -173,10 +149,10 @@ static void exactly_once(void **state, pv_writer_method_t method)
     pv_writer_t *w = start(f, g_dsn, method, 64);
     wait_empty(f, w);
     pv_writer_stop(w);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 320);
-    assert_int_equal(scalar(f->pg, "SELECT count(DISTINCT event_id) FROM visits"), 320);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits WHERE camera <> E'cam\\t\"1\"\\\\'"), 0);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits WHERE status = 'new'"), 97 + 20);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 320);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(DISTINCT event_id) FROM visits"), 320);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits WHERE camera <> E'cam\\t\"1\"\\\\'"), 0);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits WHERE status = 'new'"), 97 + 20);
 
     pv_tenants_close(f->t);
     copy_file(snap, src);
@@ -188,8 +164,8 @@ static void exactly_once(void **state, pv_writer_method_t method)
     assert_int_equal(pv_writer_delivered(w), 350);
     assert_true(pv_writer_last_delivery_ms(w) > 0);
     pv_writer_stop(w);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 350);
-    assert_int_equal(scalar(f->pg, "SELECT count(DISTINCT event_id) FROM visits"), 350);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 350);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(DISTINCT event_id) FROM visits"), 350);
 }
 
 static void test_exactly_once_insert(void **state)
@@ -213,7 +189,7 @@ static void test_pg_down(void **state)
     fixture_t *f = *state;
     record(f, &f->a, 1, 25, 1700000000000, NULL);
     pv_writer_t *w = start(f, BAD_DSN, PV_WRITER_DEFAULT, 0);
-    sleep_ms(1500);
+    pgt_sleep_ms(1500);
     uint64_t failures = pv_writer_failures(w);
     /* 50, 100, 200, 400, 400... ms apart: a handful in 1.5 s, never a spin */
     assert_true(failures >= 2);
@@ -224,17 +200,17 @@ static void test_pg_down(void **state)
     assert_true(pv_writer_oldest_age_ms(w) >= 1000);
     pv_writer_stop(w);
     assert_int_equal(depth(f), 25);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 0);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 0);
 
     w = start(f, g_dsn, PV_WRITER_DEFAULT, 0);
     wait_empty(f, w);
     for (int i = 0; i < 500 && (pv_writer_depth(w) != 0 || !pv_writer_connected(w)); i++)
-        sleep_ms(10); /* the gauges refresh on the writer's next cycle */
+        pgt_sleep_ms(10); /* the gauges refresh on the writer's next cycle */
     assert_int_equal(pv_writer_connected(w), 1);
     assert_int_equal(pv_writer_depth(w), 0);
     assert_int_equal(pv_writer_oldest_age_ms(w), 0);
     pv_writer_stop(w);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 25);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 25);
 }
 
 /* Erasure: the visitor's visits and events go, other visitors and tenants stay,
@@ -267,8 +243,8 @@ static void test_erasure(void **state)
     pv_writer_stop(w);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE tenant_id = %llu AND visitor = '%s'",
              (unsigned long long)f->a.id, x.id);
-    assert_int_equal(scalar(f->pg, sql), 2);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM events WHERE type = 'purchase'"), 2);
+    assert_int_equal(pgt_scalar(f->pg, sql), 2);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM events WHERE type = 'purchase'"), 2);
 
     assert_int_equal(pv_visits_record(f->t, &f->a, &vx, 1, &x), 0); /* a third visit, still in the outbox */
     assert_int_equal(pv_visitor_erase(f->t, &f->a, x.id, strlen(x.id), &gid, &others), 0);
@@ -277,31 +253,31 @@ static void test_erasure(void **state)
     w = start(f, g_dsn, PV_WRITER_DEFAULT, 0);
     wait_empty(f, w);
     pv_writer_stop(w);
-    assert_int_equal(scalar(f->pg, sql), 1); /* only the visit after the erasure */
+    assert_int_equal(pgt_scalar(f->pg, sql), 1); /* only the visit after the erasure */
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM visits WHERE tenant_id = %llu AND visitor = '%s' AND ts = "
              "'epoch'::timestamptz + %lld * interval '1 millisecond'",
              (unsigned long long)f->a.id, x.id, (long long)vx.ts_ms);
-    assert_int_equal(scalar(f->pg, sql), 1);
+    assert_int_equal(pgt_scalar(f->pg, sql), 1);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE visitor = '%s'", x.id);
-    assert_int_equal(scalar(f->pg, sql), 0);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM events"), 1); /* y's purchase stays */
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM events WHERE attrs->>'sku' = '42' AND "
+    assert_int_equal(pgt_scalar(f->pg, sql), 0);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM events"), 1); /* y's purchase stays */
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM events WHERE attrs->>'sku' = '42' AND "
                                    "amount_minor = 500 AND currency = 'EUR'"),
                      1);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE visitor = '%s'", y.id);
-    assert_int_equal(scalar(f->pg, sql), 1);
+    assert_int_equal(pgt_scalar(f->pg, sql), 1);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE tenant_id = %llu",
              (unsigned long long)f->b.id);
-    assert_int_equal(scalar(f->pg, sql), 1); /* the same person at tenant B is B's, untouched */
+    assert_int_equal(pgt_scalar(f->pg, sql), 1); /* the same person at tenant B is B's, untouched */
     snprintf(sql, sizeof(sql), "SELECT visits FROM erasures WHERE tenant_id = %llu",
              (unsigned long long)f->a.id);
-    assert_int_equal(scalar(f->pg, sql), 3);
+    assert_int_equal(pgt_scalar(f->pg, sql), 3);
     /* the erasure record names no visitor, in any column */
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM erasures e WHERE row_to_json(e)::text LIKE '%%%s%%'",
              x.id);
-    assert_int_equal(scalar(f->pg, sql), 0);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+    assert_int_equal(pgt_scalar(f->pg, sql), 0);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM information_schema.columns WHERE table_name = "
                                    "'erasures' AND column_name LIKE '%visitor%'"),
                      0);
 }
@@ -319,65 +295,23 @@ static void test_rejected_event(void **state)
     assert_int_equal(pv_writer_rejected(w), 1);
     assert_int_equal(pv_writer_delivered(w), 20);
     pv_writer_stop(w);
-    assert_int_equal(scalar(f->pg, "SELECT count(*) FROM visits"), 20);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 20);
 }
 
 /* The same server, another database (key=value or URI DSN). */
-static void dsn_for(char *out, size_t size, const char *base, const char *db)
-{
-    if (strncmp(base, "postgres://", 11) == 0 || strncmp(base, "postgresql://", 13) == 0) {
-        const char *p = strstr(base, "://") + 3;
-        const char *slash = strchr(p, '/'), *q = strchr(p, '?');
-        size_t host_end = slash != NULL ? (size_t)(slash - base)
-                          : q != NULL   ? (size_t)(q - base)
-                                        : strlen(base);
-        snprintf(out, size, "%.*s/%s%s", (int)host_end, base, db, q != NULL ? q : "");
-    } else {
-        snprintf(out, size, "%s dbname=%s", base, db);
-    }
-}
-
 int main(int argc, char **argv)
 {
-    const char *base = getenv("PRIVID_TEST_PG");
-    char err[512], sql[128];
-    size_t applied = 0;
-    PGconn *admin = NULL, *c = NULL;
+    pgt_db_t db;
     int rc = 1;
     if (argc != 2) {
         fprintf(stderr, "usage: test_writer MIGRATIONS_DIR\n");
         return 2;
     }
     g_migrations = argv[1];
-    if (base == NULL || *base == '\0') {
-        fprintf(stderr,
-                "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)\n");
-        return 1;
-    }
-    snprintf(g_admin_dsn, sizeof(g_admin_dsn), "%s", base);
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    snprintf(g_db, sizeof(g_db), "privid_w_%d_%d", (int)getpid(), rand() % 100000);
-    dsn_for(g_dsn, sizeof(g_dsn), base, g_db);
-    admin = PQconnectdb(g_admin_dsn);
-    if (PQstatus(admin) != CONNECTION_OK) {
-        fprintf(stderr, "FAIL: cannot connect to PRIVID_TEST_PG: %s", PQerrorMessage(admin));
-        goto out;
-    }
-    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", g_db);
-    PGresult *r = PQexec(admin, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok) {
-        fprintf(stderr, "FAIL: %s: %s", sql, PQerrorMessage(admin));
-        goto out;
-    }
-    if (pv_admin_pg_connect(&c, g_dsn, err, sizeof(err)) != 0 ||
-        pv_admin_migrate(c, g_migrations, NULL, NULL, &applied, err, sizeof(err)) != 0) {
-        fprintf(stderr, "FAIL: migrate: %s\n", err);
+    if (pgt_db_create(&db, "privid_w", g_migrations) != 0)
         goto drop;
-    }
-    PQfinish(c);
-    c = NULL;
+    snprintf(g_db, sizeof(g_db), "%s", db.name);
+    snprintf(g_dsn, sizeof(g_dsn), "%s", db.dsn);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exactly_once_insert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exactly_once_copy, setup, teardown),
@@ -388,10 +322,6 @@ int main(int argc, char **argv)
     };
     rc = cmocka_run_group_tests_name("analytics_writer", tests, NULL, NULL);
 drop:
-    PQfinish(c);
-    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", g_db);
-    PQclear(PQexec(admin, sql));
-out:
-    PQfinish(admin);
+    pgt_db_drop(&db);
     return rc;
 }
