@@ -280,3 +280,18 @@ int pv_body_image(const uint8_t **image, size_t *image_len, const char *content_
     *image_len = body_len;
     return 0;
 }
+
+int pv_bearer_key(const char **key, size_t *key_len, const char *value, size_t len)
+{
+    if (len > PV_AUTH_HEADER_MAX || len < 7 || strncasecmp(value, "bearer ", 7) != 0)
+        return PV_EINVAL;
+    const char *k = value + 7;
+    size_t n = len - 7;
+    while (n > 0 && *k == ' ')
+        k++, n--;
+    while (n > 0 && k[n - 1] == ' ')
+        n--;
+    *key = k;
+    *key_len = n;
+    return 0;
+}

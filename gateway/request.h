@@ -46,4 +46,14 @@ int pv_params_parse(pv_recog_params_t *out, const char *query, size_t len, pv_re
 int pv_body_image(const uint8_t **image, size_t *image_len, const char *content_type, size_t ct_len,
                   const uint8_t *body, size_t body_len, pv_req_error_t *err);
 
+#define PV_AUTH_HEADER_MAX 256 /* longest Authorization header value accepted, bytes */
+
+/*
+ * The API key in an Authorization header value "Bearer <key>" (scheme
+ * case-insensitive, RFC 7235; spaces around the key ignored). *key points
+ * into value (borrowed). Returns 0, or PV_EINVAL when the value is longer
+ * than PV_AUTH_HEADER_MAX or not of that form.
+ */
+int pv_bearer_key(const char **key, size_t *key_len, const char *value, size_t len);
+
 #endif

@@ -9,8 +9,7 @@
 #include "common/error.h"
 #include "gateway/internal.h"
 #include "gateway/metrics.h"
-
-#define AUTH_HEADER_MAX 256
+#include "gateway/request.h"
 
 /* Returns PV_ROUTE_DONE, or PV_ROUTE_ASYNC when a job will answer (and count) it. */
 typedef int (*route_fn)(h2o_req_t *req, const pv_auth_t *auth, int route);
@@ -188,16 +187,12 @@ static int authenticate(h2o_req_t *req, pv_auth_t *auth)
         goto fail;
     }
     h2o_iovec_t v = req->headers.entries[i].value;
-    if (v.len > AUTH_HEADER_MAX || v.len < 7 || !h2o_lcstris(v.base, 7, H2O_STRLIT("bearer "))) {
+    const char *key;
+    size_t len;
+    if (pv_bearer_key(&key, &len, v.base, v.len) != 0) {
         why = "malformed Authorization header (expected: Bearer <api key>)";
         goto fail;
     }
-    const char *key = v.base + 7;
-    size_t len = v.len - 7;
-    while (len > 0 && *key == ' ')
-        key++, len--;
-    while (len > 0 && key[len - 1] == ' ')
-        len--;
     err = pv_tenants_authenticate(pv_gw_thread(req)->reader, auth, key, len);
     switch (err) {
     case 0:

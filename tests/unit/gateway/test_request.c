@@ -162,12 +162,35 @@ static void test_body_multipart(void **state)
     }
 }
 
+static void test_bearer_key(void **state)
+{
+    (void)state;
+    const char *key;
+    size_t len;
+    const char *v = "bEaReR   pvk_abc  ";
+    assert_int_equal(pv_bearer_key(&key, &len, v, strlen(v)), 0);
+    assert_int_equal(len, 7);
+    assert_memory_equal(key, "pvk_abc", 7);
+    v = "Bearer ";
+    assert_int_equal(pv_bearer_key(&key, &len, v, strlen(v)), 0);
+    assert_int_equal(len, 0);
+    char longv[PV_AUTH_HEADER_MAX + 2];
+    memset(longv, 'k', sizeof(longv));
+    memcpy(longv, "Bearer ", 7);
+    assert_int_equal(pv_bearer_key(&key, &len, longv, PV_AUTH_HEADER_MAX), 0);
+    assert_int_equal(pv_bearer_key(&key, &len, longv, PV_AUTH_HEADER_MAX + 1), PV_EINVAL);
+    const char *bad[] = {"", "Bearer", "Basic dXNlcjpwYXNz", "Bearerpvk_abc", " Bearer pvk_abc"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (pv_bearer_key(&key, &len, bad[i], strlen(bad[i])) != PV_EINVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params_defaults_and_values), cmocka_unit_test(test_params_errors),
         cmocka_unit_test(test_rfc3339),                    cmocka_unit_test(test_body_raw_and_media_types),
-        cmocka_unit_test(test_body_multipart),
+        cmocka_unit_test(test_body_multipart),             cmocka_unit_test(test_bearer_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
