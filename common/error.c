@@ -23,6 +23,7 @@ static const struct {
     {PV_EUNAVAIL, "unavailable", "dependency unavailable"},
     {PV_EIO, "io_error", "input/output error"},
     {PV_EINDEX, "index_error", "vector index failure"},
+    {PV_EEXPIRED, "expired", "credential expired"},
 };
 
 static int find(int err)

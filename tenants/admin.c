@@ -146,12 +146,25 @@ static json_t *scopes_json(uint32_t scopes)
     return arr;
 }
 
+/* "active", "revoked", "expired" or "expiring" (an expiry in the future). */
+static const char *key_status(const pv_key_info_t *k)
+{
+    if (k->revoked)
+        return "revoked";
+    if (k->expires_at == 0)
+        return "active";
+    return k->expires_at <= (int64_t)time(NULL) ? "expired" : "expiring";
+}
+
 static json_t *key_json(const pv_key_info_t *k)
 {
-    char when[32];
+    char when[32], until[32];
     format_time(when, sizeof(when), k->created_at);
-    return json_pack("{s:s, s:I, s:o, s:b, s:s}", "id", k->id, "tenant_id", (json_int_t)k->tenant_id,
-                     "scopes", scopes_json(k->scopes), "revoked", k->revoked, "created_at", when);
+    format_time(until, sizeof(until), k->expires_at);
+    return json_pack("{s:s, s:I, s:o, s:b, s:s, s:s, s:s?}", "id", k->id, "tenant_id",
+                     (json_int_t)k->tenant_id, "scopes", scopes_json(k->scopes), "revoked", k->revoked,
+                     "status", key_status(k), "created_at", when, "expires_at",
+                     k->expires_at != 0 ? until : NULL);
 }
 
 /* Mirrors one tenant (created or deleted); prints the warning and returns EXIT_MIRROR on failure. */
@@ -459,12 +472,14 @@ static int cmd_key_list(admin_t *ad)
             json_array_append_new(j, key_json(&arr[i]));
         code = print_json(j);
     } else {
-        printf("%-16s %-32s %-7s %s\n", "KEY ID", "SCOPES", "STATUS", "CREATED");
+        printf("%-16s %-32s %-8s %-20s %s\n", "KEY ID", "SCOPES", "STATUS", "CREATED", "EXPIRES");
         for (size_t i = 0; i < n; i++) {
-            char when[32], scopes[PV_SCOPES_TEXT_MAX];
+            char when[32], until[32] = "-", scopes[PV_SCOPES_TEXT_MAX];
             format_time(when, sizeof(when), arr[i].created_at);
+            if (arr[i].expires_at != 0)
+                format_time(until, sizeof(until), arr[i].expires_at);
             pv_scopes_format(scopes, sizeof(scopes), arr[i].scopes);
-            printf("%-16s %-32s %-7s %s\n", arr[i].id, scopes, arr[i].revoked ? "revoked" : "active", when);
+            printf("%-16s %-32s %-8s %-20s %s\n", arr[i].id, scopes, key_status(&arr[i]), when, until);
         }
         code = EXIT_OK;
     }
@@ -491,6 +506,46 @@ static int cmd_key_revoke(admin_t *ad)
         return print_json(json_pack("{s:s}", "revoked", ad->args.arg));
     printf("revoked key %s\n", ad->args.arg);
     return EXIT_OK;
+}
+
+static int cmd_key_rotate(admin_t *ad)
+{
+    char text[PV_KEY_TEXT_LEN + 1], scopes[PV_SCOPES_TEXT_MAX], until[32];
+    pv_key_info_t nk, old;
+    int rc, code;
+
+    if (open_store(ad) != 0)
+        return EXIT_FAIL;
+    rc = pv_keys_rotate(ad->store, &nk, text, &old, ad->args.arg, ad->args.grace_s);
+    if (rc == PV_ENOTFOUND) {
+        errorf("unknown key '%s'", ad->args.arg);
+        return EXIT_NOTFOUND;
+    }
+    if (rc == PV_EREVOKED || rc == PV_EEXPIRED) {
+        errorf("key '%s' is %s and cannot be rotated; create a new key instead", ad->args.arg,
+               rc == PV_EREVOKED ? "revoked" : "expired");
+        return EXIT_FAIL;
+    }
+    if (rc != 0) {
+        errorf("cannot rotate key '%s': %s", ad->args.arg, pv_strerror(rc));
+        return exit_for(rc);
+    }
+    format_time(until, sizeof(until), old.expires_at);
+    if (ad->args.json) {
+        code = print_json(
+            json_pack("{s:s, s:o, s:o}", "key", text, "new", key_json(&nk), "old", key_json(&old)));
+    } else {
+        pv_scopes_format(scopes, sizeof(scopes), nk.scopes);
+        printf("%s\n", text);
+        fflush(stdout);
+        fprintf(stderr,
+                "created key %s (scopes %s) to replace %s, which expires at %s; the new key is shown only "
+                "this once\n",
+                nk.id, scopes, old.id, until);
+        code = EXIT_OK;
+    }
+    OPENSSL_cleanse(text, sizeof(text));
+    return code;
 }
 
 int main(int argc, char **argv)
@@ -541,6 +596,9 @@ int main(int argc, char **argv)
         break;
     case PV_ADMIN_KEY_REVOKE:
         code = cmd_key_revoke(&ad);
+        break;
+    case PV_ADMIN_KEY_ROTATE:
+        code = cmd_key_rotate(&ad);
         break;
     case PV_ADMIN_FACES:
         code = pv_admin_faces(&ad.args);

@@ -28,6 +28,7 @@ enum {
     OPT_QUOTA,
     OPT_MONTH,
     OPT_TIMEOUT,
+    OPT_GRACE,
     OPT_COUNT
 };
 
@@ -52,6 +53,7 @@ static const struct {
     [OPT_MODELS] = {"models", 1, CMD_BIT(PV_ADMIN_FACES)},
     [OPT_MONTH] = {"month", 1, CMD_BIT(PV_ADMIN_USAGE)},
     [OPT_TIMEOUT] = {"timeout", 1, CMD_BIT(PV_ADMIN_ANALYTICS_BACKFILL)},
+    [OPT_GRACE] = {"grace", 1, CMD_BIT(PV_ADMIN_KEY_ROTATE)},
 };
 
 static const struct {
@@ -69,6 +71,7 @@ static const struct {
     {PV_ADMIN_KEY_CREATE, PV_ADMIN_GROUP_KEY, "create", "TENANT"},
     {PV_ADMIN_KEY_LIST, PV_ADMIN_GROUP_KEY, "list", "TENANT"},
     {PV_ADMIN_KEY_REVOKE, PV_ADMIN_GROUP_KEY, "revoke", "KEYID"},
+    {PV_ADMIN_KEY_ROTATE, PV_ADMIN_GROUP_KEY, "rotate", "KEYID"},
     {PV_ADMIN_FACES, PV_ADMIN_GROUP_NONE, "faces", "IMAGE"},
     {PV_ADMIN_ANALYTICS_STATUS, PV_ADMIN_GROUP_ANALYTICS, "status", NULL},
     {PV_ADMIN_ANALYTICS_BACKFILL, PV_ADMIN_GROUP_ANALYTICS, "backfill", NULL},
@@ -97,6 +100,8 @@ const char *pv_admin_cmd_name(pv_admin_cmd_t cmd)
         return "key list";
     case PV_ADMIN_KEY_REVOKE:
         return "key revoke";
+    case PV_ADMIN_KEY_ROTATE:
+        return "key rotate";
     case PV_ADMIN_FACES:
         return "faces";
     case PV_ADMIN_ANALYTICS_STATUS:
@@ -122,7 +127,7 @@ static const char *group_words(pv_admin_group_t g)
 {
     return g == PV_ADMIN_GROUP_TENANT      ? "create, list, show, update, delete"
            : g == PV_ADMIN_GROUP_ANALYTICS ? "status, backfill"
-                                           : "create, list, revoke";
+                                           : "create, list, revoke, rotate";
 }
 
 /* "YYYY-MM" (2000-01 .. 9999-12) -> yyyymm. */
@@ -166,6 +171,41 @@ static int parse_uint(uint32_t *out, const char *s, uint32_t lo, uint32_t hi)
     return 0;
 }
 
+/* A duration: decimal digits with an optional unit s, m, h or d (seconds by
+ * default), from 0 to 366 days: "0", "90", "90s", "15m", "24h", "7d". */
+static int parse_duration(int64_t *out, const char *s)
+{
+    int64_t v = 0, unit = 1;
+    size_t n = strlen(s), i;
+    if (n == 0)
+        return PV_EINVAL;
+    switch (s[n - 1]) {
+    case 's':
+        n--;
+        break;
+    case 'm':
+        unit = 60, n--;
+        break;
+    case 'h':
+        unit = 3600, n--;
+        break;
+    case 'd':
+        unit = 86400, n--;
+        break;
+    }
+    if (n == 0 || n > 9)
+        return PV_EINVAL;
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return PV_EINVAL;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v * unit > 366 * 86400)
+        return PV_EINVAL;
+    *out = v * unit;
+    return 0;
+}
+
 /* Strict decimal fraction in (0, 1): "0.5", ".35", "0.9"; no sign, exponent or spaces. */
 static int parse_score(double *out, const char *s)
 {
@@ -204,6 +244,7 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
     out->mode = PV_TENANT_NETWORK;
     out->retention_days = PV_TENANT_RETENTION_DEFAULT;
     out->scopes = PV_SCOPE_ALL;
+    out->grace_s = PV_ADMIN_GRACE_DEFAULT;
     if (errlen > 0)
         err[0] = '\0';
 
@@ -366,7 +407,7 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
     }
 
     /* values */
-    if (out->cmd == PV_ADMIN_KEY_REVOKE) {
+    if (out->cmd == PV_ADMIN_KEY_REVOKE || out->cmd == PV_ADMIN_KEY_ROTATE) {
         if (pv_keys_id_valid(out->arg) != 0) {
             snprintf(err, errlen, "invalid key id '%.*s': expected %d lowercase hex digits", SHOWN, out->arg,
                      PV_KEY_ID_LEN);
@@ -445,6 +486,12 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
     if (seen[OPT_TIMEOUT] && parse_uint(&out->timeout_s, vals[OPT_TIMEOUT], 1, 86400) != 0) {
         snprintf(err, errlen, "invalid --timeout '%.*s': expected seconds from 1 to 86400", SHOWN,
                  vals[OPT_TIMEOUT]);
+        goto out;
+    }
+    if (seen[OPT_GRACE] && parse_duration(&out->grace_s, vals[OPT_GRACE]) != 0) {
+        snprintf(err, errlen,
+                 "invalid --grace '%.*s': expected a duration such as 0, 90s, 15m, 24h or 7d (at most 366d)",
+                 SHOWN, vals[OPT_GRACE]);
         goto out;
     }
     if (seen[OPT_MIN_SCORE] && parse_score(&out->min_score, vals[OPT_MIN_SCORE]) != 0) {
@@ -533,6 +580,14 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
         fprintf(f, "Usage: privid-admin key revoke KEYID\n\nRevokes an API key at once; KEYID is its 16 hex "
                    "digits.\n\n");
         break;
+    case PV_ADMIN_KEY_ROTATE:
+        fprintf(f, "Usage: privid-admin key rotate KEYID [--grace DURATION]\n\n"
+                   "Creates a new API key with the same tenant and scopes and prints it once, like\n"
+                   "'key create'; the old key keeps working for the grace period, then expires (the\n"
+                   "gateway answers 401 expired_key). A revoked or expired key cannot be rotated.\n\n"
+                   "  --grace DURATION  how long the old key stays valid: seconds, or a number with\n"
+                   "                    s, m, h or d (0 = expire at once; default 24h; at most 366d)\n\n");
+        break;
     case PV_ADMIN_ANALYTICS_STATUS:
         fprintf(f, "Usage: privid-admin analytics status [--pg DSN]\n\n"
                    "Shows the analytics outbox of the local store: events waiting, the age of the\n"
@@ -577,14 +632,15 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
                        "Commands:\n"
                        "  create TENANT [--scopes LIST]\n"
                        "  list TENANT\n"
-                       "  revoke KEYID\n\n");
+                       "  revoke KEYID\n"
+                       "  rotate KEYID [--grace DURATION]\n\n");
         } else {
             fprintf(f, "Usage: privid-admin [OPTIONS] COMMAND [ARGS]\n\n"
                        "Manages PrivID tenants and API keys (local LMDB store) and the PostgreSQL schema.\n\n"
                        "Commands:\n"
                        "  migrate                       apply SQL migrations, mirror tenants to PostgreSQL\n"
                        "  tenant create|list|show|delete\n"
-                       "  key create|list|revoke\n"
+                       "  key create|list|revoke|rotate\n"
                        "  faces IMAGE...                what the face pipeline sees in images (JSON)\n"
                        "  analytics status|backfill     the analytics outbox and its delivery to PostgreSQL\n"
                        "  usage TENANT [--month YYYY-MM]  a tenant's metered usage per day\n\n"

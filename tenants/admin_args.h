@@ -23,6 +23,7 @@ typedef enum {
     PV_ADMIN_KEY_CREATE,
     PV_ADMIN_KEY_LIST,
     PV_ADMIN_KEY_REVOKE,
+    PV_ADMIN_KEY_ROTATE,
     PV_ADMIN_FACES,
     PV_ADMIN_ANALYTICS_STATUS,
     PV_ADMIN_ANALYTICS_BACKFILL,
@@ -36,6 +37,9 @@ typedef enum {
     PV_ADMIN_GROUP_KEY,
     PV_ADMIN_GROUP_ANALYTICS
 } pv_admin_group_t;
+
+/* key rotate: how long the old key keeps working unless --grace says otherwise. */
+#define PV_ADMIN_GRACE_DEFAULT (24 * 3600)
 
 /* Most images one `faces` run takes. */
 #define PV_ADMIN_FILES_MAX 1024
@@ -55,6 +59,7 @@ typedef struct {
     pv_tenant_update_t update; /* tenant update: --retention-days, --rate, --burst, --quota */
     uint32_t month;            /* usage: --month as yyyymm, 0 unless given (current UTC month) */
     uint32_t timeout_s;        /* analytics backfill: --timeout, 0 unless given */
+    int64_t grace_s;           /* key rotate: --grace in seconds, PV_ADMIN_GRACE_DEFAULT unless given */
     /* faces */
     const char *models;     /* --models DIR (face-api's model/ folder), or NULL */
     int detector_ssd;       /* --detector ssd */

@@ -3,7 +3,9 @@
  * big-endian -> tenant record), `tenant_names` (name -> id), `keys` (key id,
  * 8 raw bytes -> key record) and `meta` ("next_tenant_id" -> u64). Records are
  * fixed-layout little-endian byte images that start with a version byte; a
- * record of another version or size is PV_EFORMAT. Every change is one write
+ * record of another version or size is PV_EFORMAT. Older versions stay
+ * readable (tenant v1: no limits; key v1: no expiry) and are rewritten in the
+ * current version only when they change. Every change is one write
  * transaction, so the name index, the records and the keys always agree.
  */
 #include <errno.h>
@@ -27,8 +29,10 @@
 #define TENANT_REC_SIZE 136 /* ver,mode,pad[2],retention u32,id u64,created i64,secret[32],name[64],
                                rate u32,burst u32,quota u64 */
 #define TENANT_REC_V1_SIZE 120 /* version 1: no limits (read as unlimited) */
-#define KEY_REC_VERSION 1
-#define KEY_REC_SIZE 56 /* ver,revoked,pad[2],scopes u32,tenant u64,created i64,hash[32] */
+#define KEY_REC_VERSION 2
+#define KEY_REC_SIZE 64    /* ver,revoked,pad[2],scopes u32,tenant u64,created i64,hash[32],expires i64 */
+#define KEY_REC_V1_SIZE 56 /* version 1: no expiry (read as never) */
+#define GRACE_MAX ((int64_t)366 * 86400)
 #define KEY_ID_BYTES (PV_KEY_ID_LEN / 2)
 #define KEY_SECRET_BYTES 32
 #define HASH_LEN 32
@@ -163,18 +167,21 @@ static void key_encode(uint8_t rec[KEY_REC_SIZE], const pv_key_info_t *k, const 
     put_le64(rec + 8, k->tenant_id);
     put_le64(rec + 16, (uint64_t)k->created_at);
     memcpy(rec + 24, hash, HASH_LEN);
+    put_le64(rec + 56, (uint64_t)k->expires_at);
 }
 
 /* Fills k (without its id) and, when hash is not NULL, the stored hash. */
 static int key_decode(pv_key_info_t *k, uint8_t *hash, const MDB_val *v)
 {
     const uint8_t *rec = v->mv_data;
-    if (v->mv_size != KEY_REC_SIZE || rec[0] != KEY_REC_VERSION)
+    int v1 = v->mv_size == KEY_REC_V1_SIZE && rec[0] == 1;
+    if (!v1 && (v->mv_size != KEY_REC_SIZE || rec[0] != KEY_REC_VERSION))
         return PV_EFORMAT;
     k->revoked = rec[1] != 0;
     k->scopes = get_le32(rec + 4);
     k->tenant_id = get_le64(rec + 8);
     k->created_at = (int64_t)get_le64(rec + 16);
+    k->expires_at = v1 ? 0 : (int64_t)get_le64(rec + 56);
     if (hash != NULL)
         memcpy(hash, rec + 24, HASH_LEN);
     return 0;
@@ -636,32 +643,32 @@ out:
 
 /* ---- keys ---- */
 
-int pv_keys_create(pv_tenants_t *t, pv_key_info_t *out, char *text, uint64_t tenant_id, uint32_t scopes)
+/*
+ * Adds a key for an existing tenant inside txn: 256 random bits of secret
+ * (only its SHA-256 is stored) under a random 64-bit id. *ki gets the record
+ * with its id; text (when not NULL) the full key. Nothing is visible until
+ * the caller commits.
+ */
+static int key_add_txn(pv_tenants_t *t, MDB_txn *txn, pv_key_info_t *ki, char *text, uint64_t tenant_id,
+                       uint32_t scopes)
 {
-    MDB_txn *txn = NULL;
     pv_tenant_t tn;
-    pv_key_info_t ki;
     uint8_t idb[KEY_ID_BYTES], secret[KEY_SECRET_BYTES], hash[HASH_LEN], rec[KEY_REC_SIZE];
     int rc, attempt;
 
-    memset(&ki, 0, sizeof(ki));
-    if (scopes == 0 || (scopes & ~(uint32_t)PV_SCOPE_ALL) != 0) {
-        rc = PV_EINVAL;
-        goto out;
-    }
+    memset(ki, 0, sizeof(*ki));
+    if (scopes == 0 || (scopes & ~(uint32_t)PV_SCOPE_ALL) != 0)
+        return PV_EINVAL;
     if ((rc = pv_random_bytes(secret, sizeof(secret))) != 0 ||
         (rc = sha256(hash, secret, sizeof(secret))) != 0)
-        goto out;
-    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
         goto out;
     if ((rc = get_tenant_txn(t, txn, &tn, tenant_id)) != 0)
         goto out;
     OPENSSL_cleanse(&tn, sizeof(tn));
-    ki.tenant_id = tenant_id;
-    ki.scopes = scopes;
-    ki.revoked = 0;
-    ki.created_at = (int64_t)time(NULL);
-    key_encode(rec, &ki, hash);
+    ki->tenant_id = tenant_id;
+    ki->scopes = scopes;
+    ki->created_at = (int64_t)time(NULL);
+    key_encode(rec, ki, hash);
     /* 64 random bits collide essentially never; retry a few times rather than assume it */
     for (attempt = 0; attempt < 4; attempt++) {
         if ((rc = pv_random_bytes(idb, sizeof(idb))) != 0)
@@ -673,23 +680,99 @@ int pv_keys_create(pv_tenants_t *t, pv_key_info_t *out, char *text, uint64_t ten
     }
     if (rc != 0)
         goto out;
+    pv_hex_encode(ki->id, idb, sizeof(idb));
+    if (text != NULL) {
+        memcpy(text, KEY_PREFIX, 4);
+        memcpy(text + 4, ki->id, PV_KEY_ID_LEN);
+        text[4 + PV_KEY_ID_LEN] = '_';
+        pv_b64url_encode(text + 5 + PV_KEY_ID_LEN, secret, sizeof(secret));
+    }
+out:
+    OPENSSL_cleanse(secret, sizeof(secret));
+    return rc;
+}
+
+int pv_keys_create(pv_tenants_t *t, pv_key_info_t *out, char *text, uint64_t tenant_id, uint32_t scopes)
+{
+    MDB_txn *txn = NULL;
+    pv_key_info_t ki;
+    char buf[PV_KEY_TEXT_LEN + 1];
+    int rc;
+
+    if (scopes == 0 || (scopes & ~(uint32_t)PV_SCOPE_ALL) != 0)
+        return PV_EINVAL;
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
+        goto out;
+    if ((rc = key_add_txn(t, txn, &ki, buf, tenant_id, scopes)) != 0)
+        goto out;
     rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
     if (rc != 0)
         goto out;
-    pv_hex_encode(ki.id, idb, sizeof(idb));
-    if (text != NULL) {
-        memcpy(text, KEY_PREFIX, 4);
-        memcpy(text + 4, ki.id, PV_KEY_ID_LEN);
-        text[4 + PV_KEY_ID_LEN] = '_';
-        pv_b64url_encode(text + 5 + PV_KEY_ID_LEN, secret, sizeof(secret));
-    }
+    if (text != NULL)
+        memcpy(text, buf, sizeof(buf));
     if (out != NULL)
         *out = ki;
 out:
     if (txn != NULL)
         mdb_txn_abort(txn);
-    OPENSSL_cleanse(secret, sizeof(secret));
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return rc;
+}
+
+int pv_keys_rotate(pv_tenants_t *t, pv_key_info_t *out, char *text, pv_key_info_t *old, const char *key_id,
+                   int64_t grace_s)
+{
+    MDB_txn *txn = NULL;
+    uint8_t idb[KEY_ID_BYTES], hash[HASH_LEN], rec[KEY_REC_SIZE];
+    char buf[PV_KEY_TEXT_LEN + 1];
+    pv_key_info_t ki, nk;
+    MDB_val v;
+    int rc;
+
+    if (pv_keys_id_valid(key_id) != 0 || pv_hex_decode(idb, key_id, sizeof(idb)) != 0 || grace_s < 0 ||
+        grace_s > GRACE_MAX)
+        return PV_EINVAL;
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
+        goto out;
+    MDB_val k = {sizeof(idb), idb};
+    if ((rc = pv_tenants_lmdb_err(mdb_get(txn, t->keys, &k, &v))) != 0 ||
+        (rc = key_decode(&ki, hash, &v)) != 0)
+        goto out;
+    int64_t now = (int64_t)time(NULL);
+    /* rotating a dead key would hand out a live one for a credential already withdrawn */
+    if (ki.revoked) {
+        rc = PV_EREVOKED;
+        goto out;
+    }
+    if (ki.expires_at != 0 && ki.expires_at <= now) {
+        rc = PV_EEXPIRED;
+        goto out;
+    }
+    if ((rc = key_add_txn(t, txn, &nk, buf, ki.tenant_id, ki.scopes)) != 0)
+        goto out;
+    /* the grace never extends an expiry already set (a second rotation cannot revive a key) */
+    if (ki.expires_at == 0 || now + grace_s < ki.expires_at)
+        ki.expires_at = now + grace_s;
+    key_encode(rec, &ki, hash);
+    MDB_val nv = {sizeof(rec), rec};
+    if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->keys, &k, &nv, 0))) != 0)
+        goto out;
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
+    txn = NULL;
+    if (rc != 0)
+        goto out;
+    memcpy(ki.id, key_id, PV_KEY_ID_LEN + 1);
+    if (text != NULL)
+        memcpy(text, buf, sizeof(buf));
+    if (out != NULL)
+        *out = nk;
+    if (old != NULL)
+        *old = ki;
+out:
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    OPENSSL_cleanse(buf, sizeof(buf));
     return rc;
 }
 
@@ -867,9 +950,13 @@ int pv_tenants_authenticate(pv_tenants_reader_t *r, pv_auth_t *out, const char *
         rc = PV_EAUTH;
         goto out;
     }
-    /* only a holder of the secret learns that the key is revoked */
+    /* only a holder of the secret learns that the key is revoked or expired */
     if (ki.revoked) {
         rc = PV_EREVOKED;
+        goto out;
+    }
+    if (ki.expires_at != 0 && (int64_t)time(NULL) >= ki.expires_at) {
+        rc = PV_EEXPIRED;
         goto out;
     }
     rc = get_tenant_txn(r->t, r->txn, &tn, ki.tenant_id);

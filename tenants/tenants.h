@@ -57,6 +57,7 @@ typedef struct {
     uint32_t scopes;
     int revoked;
     int64_t created_at;
+    int64_t expires_at; /* unix seconds; 0 = never (set by pv_keys_rotate) */
 } pv_key_info_t;
 
 /* What a successful authentication yields. */
@@ -115,6 +116,16 @@ int pv_tenants_delete(pv_tenants_t *t, const char *name);
 int pv_keys_create(pv_tenants_t *t, pv_key_info_t *out, char *text, uint64_t tenant_id, uint32_t scopes);
 int pv_keys_list(pv_tenants_t *t, pv_key_info_t **out, size_t *count, uint64_t tenant_id);
 int pv_keys_revoke(pv_tenants_t *t, const char *key_id);
+/*
+ * Rotates key_id: in one transaction, creates a new key of the same tenant
+ * and scopes (*out, its text as for pv_keys_create) and makes the old one
+ * expire grace_s seconds from now (0: at once; an earlier expiry already
+ * set is kept). *old (may be NULL) gets the old key's record after the
+ * change. Errors: PV_EINVAL (malformed id, grace_s outside 0..366 days),
+ * PV_ENOTFOUND, PV_EREVOKED / PV_EEXPIRED (the old key is already dead).
+ */
+int pv_keys_rotate(pv_tenants_t *t, pv_key_info_t *out, char *text, pv_key_info_t *old, const char *key_id,
+                   int64_t grace_s);
 /* Returns 0 when key_id is 16 lowercase hex digits, else PV_EINVAL. */
 int pv_keys_id_valid(const char *key_id);
 
@@ -129,7 +140,8 @@ void pv_scopes_format(char *buf, size_t size, uint32_t scopes);
  * and must stay on one thread. pv_tenants_authenticate parses `text`,
  * looks the key up in LMDB (so a revocation is seen at once) and compares
  * the secret's SHA-256 in constant time. Errors: PV_EINVAL (malformed),
- * PV_EAUTH (unknown key or wrong secret), PV_EREVOKED, PV_ESTORE.
+ * PV_EAUTH (unknown key or wrong secret), PV_EREVOKED, PV_EEXPIRED (past
+ * its expiry; both only for the right secret), PV_ESTORE.
  */
 int pv_tenants_reader_create(pv_tenants_reader_t **out, pv_tenants_t *t);
 void pv_tenants_reader_destroy(pv_tenants_reader_t *r);

@@ -347,6 +347,41 @@ static void test_analytics_usage(void **state)
     assert_non_null(strstr(buf, "analytics status|backfill"));
 }
 
+static void test_key_rotate(void **state)
+{
+    (void)state;
+    pv_admin_args_t a;
+    char err[256];
+
+    assert_int_equal(parse(&a, err, sizeof(err), "key", "rotate", "0123456789abcdef", NULL), 0);
+    assert_int_equal(a.cmd, PV_ADMIN_KEY_ROTATE);
+    assert_string_equal(a.arg, "0123456789abcdef");
+    assert_int_equal(a.grace_s, PV_ADMIN_GRACE_DEFAULT);
+    assert_string_equal(pv_admin_cmd_name(PV_ADMIN_KEY_ROTATE), "key rotate");
+    static const struct {
+        const char *text;
+        int64_t seconds;
+    } ok[] = {{"0", 0},       {"90", 90},     {"90s", 90},       {"15m", 900},
+              {"24h", 86400}, {"7d", 604800}, {"366d", 31622400}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        assert_int_equal(
+            parse(&a, err, sizeof(err), "key", "rotate", "--grace", ok[i].text, "0123456789abcdef", NULL), 0);
+        assert_int_equal(a.grace_s, ok[i].seconds);
+    }
+    const char *bad[] = {"367d", "1w", "-5", "5 s", "s", "h", "1.5h", "99999999999", "8785h", "1e3", "0x10"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char opt[64];
+        snprintf(opt, sizeof(opt), "--grace=%s", bad[i]);
+        expect_error("invalid --grace",
+                     parse(&a, err, sizeof(err), "key", "rotate", "0123456789abcdef", opt, NULL), err);
+    }
+    expect_error("missing argument KEYID for 'key rotate'",
+                 parse(&a, err, sizeof(err), "key", "rotate", NULL), err);
+    expect_error("invalid key id 'acme'", parse(&a, err, sizeof(err), "key", "rotate", "acme", NULL), err);
+    expect_error("option --grace is not valid for 'key revoke'",
+                 parse(&a, err, sizeof(err), "key", "revoke", "0123456789abcdef", "--grace=1h", NULL), err);
+}
+
 static void test_small_error_buffer(void **state)
 {
     (void)state;
@@ -363,7 +398,7 @@ int main(void)
         cmocka_unit_test(test_commands),           cmocka_unit_test(test_help_levels),
         cmocka_unit_test(test_usage_errors),       cmocka_unit_test(test_faces),
         cmocka_unit_test(test_tenant_update),      cmocka_unit_test(test_analytics_usage),
-        cmocka_unit_test(test_small_error_buffer),
+        cmocka_unit_test(test_small_error_buffer), cmocka_unit_test(test_key_rotate),
     };
     return cmocka_run_group_tests_name("tenants_admin_args", tests, NULL, NULL);
 }

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <lmdb.h>
 #include <sys/stat.h>
+#include <time.h>
+#include "common/codec.h"
 #include "common/error.h"
 #include "tenants/tenants.h"
 
@@ -503,6 +506,152 @@ static void test_survives_reopen(void **state)
     assert_int_equal(b.id, 2);
 }
 
+static int authenticate_rc(fixture_t *f, const char *text)
+{
+    pv_tenants_reader_t *r = NULL;
+    pv_auth_t auth;
+    assert_int_equal(pv_tenants_reader_create(&r, f->t), 0);
+    int rc = pv_tenants_authenticate(r, &auth, text, strlen(text));
+    pv_tenants_reader_destroy(r);
+    return rc;
+}
+
+/* Key secrets: 43 base64url characters that decode to 32 bytes (256 bits from
+ * the system's random source): every bit position varies across keys, no two
+ * keys share a secret, and the id part is 16 hex digits. */
+static void test_key_secret_entropy(void **state)
+{
+    fixture_t *f = *state;
+    pv_tenant_t tn = make_tenant(f, "acme", PV_TENANT_NETWORK);
+    enum { N = 64 };
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t secrets[N][32], or_all[32] = {0}, and_all[32];
+    memset(and_all, 0xff, sizeof(and_all));
+    for (int i = 0; i < N; i++) {
+        char text[PV_KEY_TEXT_LEN + 1];
+        pv_key_info_t ki;
+        assert_int_equal(pv_keys_create(f->t, &ki, text, tn.id, PV_SCOPE_ALL), 0);
+        const char *sec = text + 5 + PV_KEY_ID_LEN;
+        assert_int_equal(strlen(sec), 43);
+        assert_int_equal(strspn(sec, alphabet), 43);
+        assert_int_equal(strspn(text + 4, "0123456789abcdef"), PV_KEY_ID_LEN);
+        assert_int_equal(pv_b64url_decode(secrets[i], 32, sec, 43), 0);
+        for (int b = 0; b < 32; b++) {
+            or_all[b] |= secrets[i][b];
+            and_all[b] &= secrets[i][b];
+        }
+        for (int j = 0; j < i; j++)
+            assert_memory_not_equal(secrets[i], secrets[j], 32);
+    }
+    /* a fixed bit would be a missing bit of entropy; P(a random bit is constant over 64 keys) = 2^-63 */
+    for (int b = 0; b < 32; b++) {
+        assert_int_equal(or_all[b], 0xff);
+        assert_int_equal(and_all[b], 0x00);
+    }
+}
+
+/* Rotation: a new key with the same tenant and scopes; the old one works
+ * during the grace and is refused (PV_EEXPIRED, for its right secret only)
+ * after it; a second rotation never extends an expiry; dead keys cannot be rotated. */
+static void test_key_rotate(void **state)
+{
+    fixture_t *f = *state;
+    pv_tenant_t tn = make_tenant(f, "acme", PV_TENANT_NETWORK);
+    char t1[PV_KEY_TEXT_LEN + 1], t2[PV_KEY_TEXT_LEN + 1], t3[PV_KEY_TEXT_LEN + 1];
+    pv_key_info_t k1, k2, k3, old, *arr = NULL;
+    pv_auth_t auth;
+    size_t n = 0;
+    int64_t now = (int64_t)time(NULL);
+
+    assert_int_equal(pv_keys_create(f->t, &k1, t1, tn.id, PV_SCOPE_EVENTS | PV_SCOPE_ERASE), 0);
+    assert_int_equal(k1.expires_at, 0);
+    assert_int_equal(pv_keys_rotate(f->t, &k2, t2, &old, k1.id, 3600), 0);
+    assert_string_not_equal(k2.id, k1.id);
+    assert_string_equal(old.id, k1.id);
+    assert_int_equal(k2.tenant_id, tn.id);
+    assert_int_equal(k2.scopes, PV_SCOPE_EVENTS | PV_SCOPE_ERASE);
+    assert_int_equal(k2.expires_at, 0);
+    assert_in_range(old.expires_at, now + 3600, now + 3600 + 5);
+    authenticate_ok(f, t1, &auth); /* in its grace period */
+    authenticate_ok(f, t2, &auth);
+    assert_string_equal(auth.key_id, k2.id);
+    assert_int_equal(auth.scopes, PV_SCOPE_EVENTS | PV_SCOPE_ERASE);
+
+    /* a longer grace later does not extend it; a shorter one shortens it */
+    assert_int_equal(pv_keys_rotate(f->t, &k3, t3, &old, k1.id, 7200), 0);
+    assert_in_range(old.expires_at, now + 3600, now + 3600 + 5);
+    assert_int_equal(pv_keys_rotate(f->t, &k3, t3, &old, k1.id, 0), 0);
+    assert_in_range(old.expires_at, now, now + 5);
+    assert_int_equal(authenticate_rc(f, t1), PV_EEXPIRED);
+    char wrong[PV_KEY_TEXT_LEN + 1];
+    memcpy(wrong, t1, sizeof(wrong));
+    memcpy(wrong + 5 + PV_KEY_ID_LEN, t2 + 5 + PV_KEY_ID_LEN, 43);
+    assert_int_equal(authenticate_rc(f, wrong), PV_EAUTH); /* expiry is not revealed without the secret */
+    authenticate_ok(f, t3, &auth);
+
+    /* the listing shows the expiry; dead keys cannot be rotated */
+    assert_int_equal(pv_keys_list(f->t, &arr, &n, tn.id), 0);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(arr[i].id, k1.id) == 0)
+            assert_true(arr[i].expires_at != 0 && arr[i].expires_at <= now + 5);
+        else
+            assert_int_equal(arr[i].expires_at, 0);
+    free(arr);
+    assert_int_equal(pv_keys_rotate(f->t, &k3, t3, &old, k1.id, 60), PV_EEXPIRED);
+    assert_int_equal(pv_keys_revoke(f->t, k2.id), 0);
+    assert_int_equal(pv_keys_rotate(f->t, &k3, t3, &old, k2.id, 60), PV_EREVOKED);
+    assert_int_equal(pv_keys_rotate(f->t, &k3, t3, &old, "0000000000000000", 60), PV_ENOTFOUND);
+    assert_int_equal(pv_keys_rotate(f->t, &k3, t3, &old, "xyz", 60), PV_EINVAL);
+    assert_int_equal(pv_keys_rotate(f->t, &k3, t3, &old, k3.id, -1), PV_EINVAL);
+    assert_int_equal(pv_keys_rotate(f->t, &k3, t3, &old, k3.id, 367LL * 86400), PV_EINVAL);
+}
+
+/* A key record of version 1 (56 bytes, before expiries existed) still
+ * authenticates, never expires, and a rotation rewrites it as version 2. */
+static void test_key_v1_record(void **state)
+{
+    fixture_t *f = *state;
+    pv_tenant_t tn = make_tenant(f, "acme", PV_TENANT_NETWORK);
+    char t1[PV_KEY_TEXT_LEN + 1], t2[PV_KEY_TEXT_LEN + 1];
+    pv_key_info_t k1, k2, old;
+    pv_auth_t auth;
+    uint8_t idb[8], rec[64];
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_val k, v;
+
+    assert_int_equal(pv_keys_create(f->t, &k1, t1, tn.id, PV_SCOPE_ANALYTICS), 0);
+    pv_tenants_close(f->t);
+    f->t = NULL;
+    /* rewrite the record as version 1: the first 56 bytes, version byte 1 */
+    assert_int_equal(pv_hex_decode(idb, k1.id, sizeof(idb)), 0);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "keys", 0, &dbi), 0);
+    k = (MDB_val){sizeof(idb), idb};
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    assert_int_equal(v.mv_size, 64);
+    memcpy(rec, v.mv_data, 64);
+    rec[0] = 1;
+    v = (MDB_val){56, rec};
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    assert_int_equal(pv_tenants_open(&f->t, f->dir), 0);
+    authenticate_ok(f, t1, &auth);
+    assert_int_equal(auth.scopes, PV_SCOPE_ANALYTICS);
+    assert_int_equal(pv_keys_rotate(f->t, &k2, t2, &old, k1.id, 0), 0);
+    assert_int_equal(old.scopes, PV_SCOPE_ANALYTICS);
+    assert_int_equal(authenticate_rc(f, t1), PV_EEXPIRED);
+    authenticate_ok(f, t2, &auth);
+    assert_int_equal(auth.scopes, PV_SCOPE_ANALYTICS);
+}
+
 static void test_file_modes(void **state)
 {
     fixture_t *f = *state;
@@ -552,6 +701,9 @@ int main(void)
         cmocka_unit_test(test_mode_names),
         cmocka_unit_test_setup_teardown(test_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_secret_entropy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_rotate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_v1_record, setup, teardown),
     };
     return cmocka_run_group_tests_name("tenants", tests, NULL, NULL);
 }
