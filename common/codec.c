@@ -180,6 +180,8 @@ int pv_rfc3339_parse(int64_t *out_ms, const char *s, size_t len)
     if (se == 60)
         se = 59; /* a leap second maps onto the second before it */
     int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - (int64_t)offset_min * 60;
+    if (secs < 0)
+        return PV_EINVAL; /* 1970-01-01 with a positive offset is still before 1970 in UTC */
     *out_ms = secs * 1000 + ms;
     return 0;
 }
