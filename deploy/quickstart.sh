@@ -28,7 +28,7 @@ bin=${PRIVID_BUILD_DIR:-$repo/build}/bin
 
 . "$repo/tests/pg.sh"
 printf '\n==> PostgreSQL (data in %s/pg)\n' "$data"
-chmod 755 "$data"
+chmod 711 "$data" # PostgreSQL (run as postgres when root) only traverses it; demo.key and lmdb/ stay owner-only
 port=$(cat "$data/pg.port" 2>/dev/null || echo 54329)
 pv_pg_start "$data/pg" "$port"
 echo "$PV_PG_PORT" > "$data/pg.port"

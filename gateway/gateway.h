@@ -25,6 +25,8 @@ typedef struct {
     pv_strlist_t shards; /* remote shard URLs; none = in-process partitions */
     long local_shards;   /* in-process partitions when no remote shard is given */
     long shard_timeout_ms;
+    long auth_fail_max;     /* failed authentications a client address may make at once (0 = no limit) */
+    long auth_fail_per_min; /* ... and the refill rate of that allowance */
 } pv_gateway_config_t;
 
 /* The option table of privid-gateway (flags, PRIVID_* variables, defaults). */

@@ -50,6 +50,7 @@ struct pv_gw {
     pv_match_config_t match;
     pv_pool_t *pool;
     pv_ratelimit_t *ratelimit; /* per API key, the tenant's rate */
+    pv_ratelimit_t *auth_failures; /* failed authentications per client address; NULL: unlimited */
     pthread_mutex_t ctx_mu; /* guards ctx/nctx: one face context per worker */
     pv_face_ctx_t **ctx;
     int nctx;

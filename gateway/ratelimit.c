@@ -119,3 +119,31 @@ int pv_ratelimit_take(pv_ratelimit_t *rl, uint64_t key, double rate, double burs
     pthread_mutex_unlock(&s->mu);
     return ret;
 }
+
+int pv_ratelimit_peek(pv_ratelimit_t *rl, uint64_t key, double rate, double burst, double cost,
+                      int64_t now_us)
+{
+    if (rate <= 0)
+        return 0;
+    if (burst < cost)
+        burst = cost;
+    uint64_t h = mix(key), tag = h | 1;
+    stripe_t *s = &rl->stripes[h % STRIPES];
+    size_t mask = rl->per_stripe - 1, base = (size_t)(h >> 8) & mask;
+    double tokens = burst;
+
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < PROBE; i++) {
+        bucket_t *c = &s->slots[(base + i) & mask];
+        if (c->key == tag) {
+            double elapsed = (double)(now_us - c->last_us) / 1e6;
+            tokens = fmin(burst, c->tokens + (elapsed > 0 ? elapsed * rate : 0));
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (tokens >= cost)
+        return 0;
+    int wait = (int)ceil((cost - tokens) / rate);
+    return wait < 1 ? 1 : wait;
+}

@@ -1,6 +1,6 @@
 /*
- * Token-bucket rate limiting keyed by a 64-bit id (an API key id, or later a
- * client address). Memory is fixed at creation: a bucket that has refilled
+ * Token-bucket rate limiting keyed by a 64-bit id (an API key id, or a
+ * client address for failed authentications). Memory is fixed at creation: a bucket that has refilled
  * completely carries no state, so it may be evicted and recreated at will.
  * Thread-safe (striped locks); O(1) per call.
  */
@@ -23,5 +23,13 @@ void pv_ratelimit_destroy(pv_ratelimit_t *rl);
  * means unlimited.
  */
 int pv_ratelimit_take(pv_ratelimit_t *rl, uint64_t key, double rate, double burst, double cost, int64_t now_us);
+
+/*
+ * What pv_ratelimit_take(rl, key, rate, burst, cost, now_us) would answer,
+ * without taking anything or creating a bucket: 0 when `cost` tokens are
+ * there (an unknown key has a full bucket), else the Retry-After seconds.
+ */
+int pv_ratelimit_peek(pv_ratelimit_t *rl, uint64_t key, double rate, double burst, double cost,
+                      int64_t now_us);
 
 #endif

@@ -3,7 +3,9 @@
  * answer (including 404 and 405) is the JSON error object. A route names the
  * scope it needs; authentication happens once, here, before the route runs.
  */
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/time.h>
 #include "common/error.h"
@@ -169,12 +171,81 @@ static int method_is(h2o_req_t *req, const char *m)
     return strcmp(m, "GET") == 0 && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
 }
 
+static int64_t now_us(void)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (int64_t)now.tv_sec * 1000000 + now.tv_usec;
+}
+
+/* The failed-authentication bucket of the client's address: the IPv4 address
+ * (also when IPv4-mapped), or the /64 of an IPv6 one (what one host controls). */
+static uint64_t peer_key(h2o_req_t *req)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (req->conn->callbacks->get_peername == NULL ||
+        req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss) == 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return (uint64_t)1 << 32 | ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr);
+    uint64_t k = 0;
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            return (uint64_t)1 << 32 | (uint32_t)a->s6_addr[12] << 24 | (uint32_t)a->s6_addr[13] << 16 |
+                   (uint32_t)a->s6_addr[14] << 8 | a->s6_addr[15];
+        for (int i = 0; i < 8; i++)
+            k = k << 8 | a->s6_addr[i];
+    }
+    return k;
+}
+
+/*
+ * Failed authentications are limited per client address (a token bucket of
+ * --auth-fail-max failures refilled at --auth-fail-rate per minute): once it
+ * is empty, every request of that address that needs a key gets 429 with
+ * Retry-After, without its key being looked at, so guessing cannot go on
+ * behind a valid key. Other addresses are not affected.
+ */
+static int auth_blocked(h2o_req_t *req, uint64_t peer)
+{
+    pv_gw_t *gw = pv_gw_thread(req)->gw;
+    if (gw->auth_failures == NULL)
+        return 0;
+    int wait = pv_ratelimit_peek(gw->auth_failures, peer, (double)gw->conf->auth_fail_per_min / 60.0,
+                                 (double)gw->conf->auth_fail_max, 1.0, now_us());
+    if (wait == 0)
+        return 0;
+    char s[16];
+    int n = snprintf(s, sizeof(s), "%d", wait);
+    h2o_iovec_t v = h2o_strdup(&req->pool, s, (size_t)n);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v.base, v.len);
+    pv_metrics_count(PV_COUNTER_RATE_LIMITED, 1);
+    pv_http_send_error(req, 429, "rate_limited",
+                       "too many failed authentications from this address; retry later");
+    return 1;
+}
+
+static void auth_failed(h2o_req_t *req, uint64_t peer)
+{
+    pv_gw_t *gw = pv_gw_thread(req)->gw;
+    if (gw->auth_failures != NULL)
+        pv_ratelimit_take(gw->auth_failures, peer, (double)gw->conf->auth_fail_per_min / 60.0,
+                          (double)gw->conf->auth_fail_max, 1.0, now_us());
+}
+
 /*
  * Parses "Bearer <key>" (scheme case-insensitive, as RFC 7235 says) and
- * authenticates the key. Answers 401 itself and returns nonzero on failure.
+ * authenticates the key. Answers 401 (or 429, see auth_blocked) itself and
+ * returns nonzero on failure; every failure but a missing header counts
+ * against the client's address.
  */
 static int authenticate(h2o_req_t *req, pv_auth_t *auth)
 {
+    uint64_t peer = peer_key(req);
+    if (auth_blocked(req, peer))
+        return -1;
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     const char *why;
     int err = PV_EAUTH;
@@ -203,6 +274,9 @@ static int authenticate(h2o_req_t *req, pv_auth_t *auth)
     case PV_EREVOKED:
         why = "API key revoked";
         break;
+    case PV_EEXPIRED:
+        why = "API key expired (after a rotation: use the new key)";
+        break;
     case PV_EAUTH:
         why = "unknown API key or wrong secret";
         break;
@@ -211,8 +285,14 @@ static int authenticate(h2o_req_t *req, pv_auth_t *auth)
         return -1;
     }
 fail:
+    if (i >= 0)
+        auth_failed(req, peer);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer"));
-    pv_http_send_error(req, 401, err == PV_EREVOKED ? "revoked_key" : "unauthorized", "%s", why);
+    pv_http_send_error(req, 401,
+                       err == PV_EREVOKED   ? "revoked_key"
+                       : err == PV_EEXPIRED ? "expired_key"
+                                            : "unauthorized",
+                       "%s", why);
     return -1;
 }
 

@@ -139,6 +139,10 @@ const pv_opt_t pv_gateway_options[] = {
      "in-process gallery partitions (fixed once identities are enrolled)"},
     {"shard-timeout-ms", "PRIVID_SHARD_TIMEOUT_MS", PV_OPT_INT, offsetof(pv_gateway_config_t, shard_timeout_ms),
      "1000", 10, 60000, "per-call timeout to a remote shard (then the answer is degraded)"},
+    {"auth-fail-max", "PRIVID_AUTH_FAIL_MAX", PV_OPT_INT, offsetof(pv_gateway_config_t, auth_fail_max), "20", 0,
+     1000000, "failed authentications a client address may make before it gets 429 (0 = no limit)"},
+    {"auth-fail-rate", "PRIVID_AUTH_FAIL_RATE", PV_OPT_INT, offsetof(pv_gateway_config_t, auth_fail_per_min), "10",
+     1, 1000000, "failed authentications per minute a client address gets back after that"},
     {NULL, NULL, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -315,6 +319,8 @@ int pv_gateway_run(const pv_gateway_config_t *conf)
     }
     if ((ret = pv_ratelimit_create(&gw.ratelimit, 65536)) != 0)
         goto out;
+    if (conf->auth_fail_max > 0 && (ret = pv_ratelimit_create(&gw.auth_failures, 65536)) != 0)
+        goto out;
     if ((ret = start_recognition(&gw, conf, nworkers)) != 0)
         goto out;
     /* with --models off there is no inference, but events and reports still run as jobs */
@@ -392,6 +398,7 @@ out:
     stop_recognition(&gw);
     pv_reports_destroy(gw.reports); /* after the workers (which own its connections) have exited */
     pv_ratelimit_destroy(gw.ratelimit);
+    pv_ratelimit_destroy(gw.auth_failures);
     /* after the loops and workers: nothing appends any more; undelivered events stay in LMDB */
     pv_writer_stop(gw.writer);
     pv_pgmon_stop(gw.pgmon);

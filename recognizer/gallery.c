@@ -778,8 +778,13 @@ static int snapshot_write(pv_gallery_t *g)
         rc = PV_ENOMEM;
         goto out;
     }
-    if (!(f = fopen(tmp, "wb")))
+    /* the snapshot holds embeddings: owner-only, like the LMDB files (fopen would make it 0666 & ~umask) */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0 || !(f = fdopen(fd, "wb"))) {
+        if (fd >= 0)
+            close(fd);
         goto out;
+    }
     uint8_t hdr[48] = {0};
     uint32_t ver = 1, dim = g->cfg.dim;
     memcpy(hdr, SNAP_MAGIC, 8);

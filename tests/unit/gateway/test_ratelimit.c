@@ -49,11 +49,32 @@ static void test_many_keys_small_table(void **state)
     pv_ratelimit_destroy(rl);
 }
 
+/* peek answers what take would, without taking or creating a bucket */
+static void test_peek(void **state)
+{
+    (void)state;
+    pv_ratelimit_t *rl;
+    assert_int_equal(pv_ratelimit_create(&rl, 1000), 0);
+    int64_t t = 1000000;
+    assert_int_equal(pv_ratelimit_peek(rl, 3, 1.0, 3.0, 1.0, t), 0); /* unknown: full */
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(pv_ratelimit_peek(rl, 3, 1.0, 3.0, 1.0, t), 0); /* peeking takes nothing */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pv_ratelimit_take(rl, 3, 1.0, 3.0, 1.0, t), 0);
+    assert_int_equal(pv_ratelimit_peek(rl, 3, 1.0, 3.0, 1.0, t), 1);
+    assert_int_equal(pv_ratelimit_peek(rl, 3, 0.25, 3.0, 1.0, t), 4);
+    assert_int_equal(pv_ratelimit_peek(rl, 4, 1.0, 3.0, 1.0, t), 0);           /* other keys unaffected */
+    assert_int_equal(pv_ratelimit_peek(rl, 3, 1.0, 3.0, 1.0, t + 1000000), 0); /* refilled one */
+    assert_int_equal(pv_ratelimit_peek(rl, 3, 0, 0, 1.0, t), 0);               /* unlimited */
+    pv_ratelimit_destroy(rl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_then_refuse_then_refill),
         cmocka_unit_test(test_many_keys_small_table),
+        cmocka_unit_test(test_peek),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
