@@ -19,6 +19,7 @@ packages=(
   libssl-dev openssl libpq-dev postgresql-15 postgresql-client-15
   libjpeg62-turbo-dev libspng-dev libwebp-dev libjansson-dev libcmocka-dev
   wrk dpkg-dev clang libclang-rt-14-dev
+  python3 python3-yaml
 )
 
 step "checking the system"
