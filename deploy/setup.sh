@@ -18,7 +18,7 @@ packages=(
   libh2o-evloop-dev liblmdb-dev lmdb-utils libfaiss-dev libopenblas-dev liblapack-dev libgomp1
   libssl-dev openssl libpq-dev postgresql-15 postgresql-client-15
   libjpeg62-turbo-dev libspng-dev libwebp-dev libjansson-dev libcmocka-dev
-  wrk dpkg-dev clang libclang-rt-14-dev
+  wrk dpkg-dev clang libclang-rt-14-dev valgrind
   python3 python3-yaml
 )
 
