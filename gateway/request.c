@@ -42,6 +42,8 @@ static int url_decode(char *dst, size_t cap, const char *src, size_t len)
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi << 4 | lo);
+            if (c == '\0') /* "enroll=never%00x" must not read as "never" */
+                return -1;
             i += 2;
         } else if (c == '+') {
             c = ' ';

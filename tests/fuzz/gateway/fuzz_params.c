@@ -3,9 +3,10 @@
  * (gateway/request.c pv_params_parse) and the RFC 3339 parser it uses. The
  * input is the query string without '?'. An accepted query must hold only
  * values the routes can use: labels of 1..64 bytes without control
- * characters, a time at or after 1970, enroll 0/1, a known detector; a
- * refusal must be a 400 or 422 with a reason. Every accepted ts must be
- * exactly what pv_rfc3339_parse gives for the same text.
+ * characters, a time at or after 1970, enroll 0/1, a known detector, and
+ * no %00 (a decoded NUL would cut a value short); a refusal must be a 400 or
+ * 422 with a reason. The whole input as one RFC 3339 time must, when
+ * accepted, lie between 1970 and the year 9999.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,6 +34,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((err.status != 400 && err.status != 422) || err.text[0] == '\0')
             abort();
     } else {
+        /* a decoded NUL would cut a value short ("never%00junk" read as "never") */
+        for (size_t i = 0; i + 2 < size; i++)
+            if (data[i] == '%' && data[i + 1] == '0' && data[i + 2] == '0')
+                abort();
         check_label(p.location);
         check_label(p.camera);
         if (p.ts_ms != -1 && (p.ts_ms < 0 || p.ts_ms >= YEAR_10000_MS + 86400000LL))

@@ -58,6 +58,8 @@ static void test_params_errors(void **state)
         {"ts=2026-02-30T00:00:00Z", 422, "ts"},
         {"ts=2026-12-04T10:00:00", 422, "ts"},
         {"enroll=sometimes", 422, "enroll"},
+        {"enroll=never%00junk", 400, "enroll"},
+        {"detector=ssd%00", 400, "detector"},
         {"detector=yolo", 422, "detector"},
         {"%ff%fe=1", 400, "unknown query parameter"},
     };
