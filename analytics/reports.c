@@ -187,6 +187,11 @@ static int zone_known(pv_reports_t *r, PGconn *c, const char *tz)
 
 static const char *const kind_names[] = {"summary", "timeseries", "retention", "frequency", "conversion"};
 
+const char *pv_report_kind_name(int kind)
+{
+    return kind >= 0 && kind < 5 ? kind_names[kind] : NULL;
+}
+
 int pv_report_kind(const char *name, size_t len)
 {
     for (int i = 0; i < 5; i++)

@@ -51,6 +51,8 @@ typedef struct {
 
 /* The report named by a path's last segment ("summary", ...); -1 when none. */
 int pv_report_kind(const char *name, size_t len);
+/* The name of report kind (a static string), or NULL past the last kind: lists the reports. */
+const char *pv_report_kind_name(int kind);
 
 /*
  * Parses a URL query string (percent-encoded, without the '?') for `kind`:

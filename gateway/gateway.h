@@ -7,6 +7,7 @@
 #define PV_GATEWAY_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "common/config.h"
 
 typedef struct {
@@ -38,5 +39,15 @@ extern const pv_opt_t pv_gateway_options[];
  * start-up failed (the reason is logged).
  */
 int pv_gateway_run(const pv_gateway_config_t *conf);
+
+/*
+ * Writes the route table to f as a JSON array, one object per route and
+ * method: {"method","path","auth","scope"} (scope null for any valid key or
+ * a public route). A prefix route's last segment is written as an OpenAPI
+ * template ({id}) or, for the reports, once per report name. For
+ * `privid-gateway --routes` (the OpenAPI test compares it with the
+ * document). Returns 0, or PV_ENOMEM / PV_EIO.
+ */
+int pv_gateway_print_routes(FILE *f);
 
 #endif

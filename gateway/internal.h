@@ -119,6 +119,9 @@ int pv_route_events(h2o_req_t *req, const pv_auth_t *auth, int route);
 /* reports.c: GET /v1/analytics/<report>, the k-anonymous reports (prefix route). */
 int pv_route_report(h2o_req_t *req, const pv_auth_t *auth, int route);
 
+/* openapi.c: GET /openapi.json, the embedded API reference (public, cacheable). */
+int pv_route_openapi(h2o_req_t *req, const pv_auth_t *auth, int route);
+
 /* routes.c: the single handler on "/" that dispatches every request. */
 int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req);
 /* Registers the route names with the metrics; once, before serving. */

@@ -1,6 +1,7 @@
 /*
  * privid-gateway: reads its configuration (flags, PRIVID_* variables, an
- * optional file) and runs the gateway in the foreground.
+ * optional file) and runs the gateway in the foreground. `--routes` alone
+ * prints the route table as JSON instead.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,8 @@ int main(int argc, char **argv)
     pv_gateway_config_t conf;
     char err[512] = "";
     memset(&conf, 0, sizeof(conf));
+    if (argc == 2 && strcmp(argv[1], "--routes") == 0) /* the route table as JSON, for the API reference's test */
+        return pv_gateway_print_routes(stdout) == 0 ? 0 : 1;
     pv_models_blas_init(argv); /* may re-execute with the right OpenBLAS kernels */
     int ret = pv_config_load(&conf, pv_gateway_options, argc, argv, err, sizeof(err));
     if (ret == 1) {

@@ -125,8 +125,41 @@ static const route_t routes[] = {
     {"visitor_delete", "DELETE", "/v1/visitors/", 1, 1, PV_SCOPE_ERASE, pv_route_visitor},
     {"events", "POST", "/v1/events", 0, 1, PV_SCOPE_EVENTS, pv_route_events},
     {"analytics", "GET", "/v1/analytics/", 1, 1, PV_SCOPE_ANALYTICS, pv_route_report},
+    {"openapi", "GET", "/openapi.json", 0, 0, 0, pv_route_openapi},
     {NULL, NULL, NULL, 0, 0, 0, NULL},
 };
+
+/* The route table as JSON (see pv_gateway_print_routes in gateway.h). */
+int pv_gateway_print_routes(FILE *f)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } scopes[] = {{PV_SCOPE_RECOGNIZE, "recognize"},
+                  {PV_SCOPE_EVENTS, "events"},
+                  {PV_SCOPE_ANALYTICS, "analytics"},
+                  {PV_SCOPE_ERASE, "erase"}};
+    json_t *arr = json_array();
+    for (const route_t *r = routes; arr != NULL && r->path != NULL; r++) {
+        const char *scope = NULL;
+        for (size_t i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++)
+            if (r->scope == scopes[i].bit)
+                scope = scopes[i].name;
+        /* a prefix route serves one more segment: the reports by name, anything else as {id} */
+        for (int k = 0; k == 0 || (r->prefix && r->fn == pv_route_report && pv_report_kind_name(k) != NULL); k++) {
+            char path[128];
+            snprintf(path, sizeof(path), "%s%s", r->path,
+                     !r->prefix ? "" : r->fn == pv_route_report ? pv_report_kind_name(k) : "{id}");
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:b,s:s?}", "method", r->method, "path", path, "auth",
+                                                 r->authenticated, "scope", scope));
+        }
+    }
+    int rc = arr == NULL ? PV_ENOMEM : json_dumpf(arr, f, JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0 ? PV_EIO : 0;
+    json_decref(arr);
+    if (rc == 0 && (fputc('\n', f) == EOF || fflush(f) != 0))
+        rc = PV_EIO;
+    return rc;
+}
 
 void pv_routes_init(void)
 {
