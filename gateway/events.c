@@ -62,7 +62,7 @@ static void run(pv_gw_job_t *job)
     }
     if ((rc = pv_events_append(job->gw->tenants, &tn, events, wall_ms(), results, &accepted)) != 0) {
         PV_LOG(PV_LOG_ERROR, "cannot record business events", "err=%s", pv_errname(rc));
-        pv_gw_job_error(job, 503, "unavailable", "the events could not be recorded; try again");
+        pv_gw_job_store_error(job, rc, "the events could not be recorded; try again");
         goto out;
     }
     for (size_t i = 0; i < n; i++) {

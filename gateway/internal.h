@@ -104,6 +104,11 @@ int pv_gw_job_submit(h2o_req_t *req, pv_gw_job_t *j);
 void pv_gw_job_answer(pv_gw_job_t *j, int status, json_t *obj);
 /* The error object {"error":{code,message}}; a 503 gets Retry-After: 1. */
 void pv_gw_job_error(pv_gw_job_t *j, int status, const char *code, const char *message);
+/* A failed write (rc) to the tenants store: 503 `storage_full` (Retry-After:
+ * 10) when the filesystem of the data directory has (almost) no space left,
+ * else 503 `unavailable` with message. Nothing was written either way (the
+ * transaction aborted). On the worker. */
+void pv_gw_job_store_error(pv_gw_job_t *j, int rc, const char *message);
 /* CLOCK_MONOTONIC in milliseconds. */
 double pv_gw_mono_ms(void);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include "common/error.h"
 #include "gateway/internal.h"
@@ -46,6 +47,25 @@ void pv_gw_job_error(pv_gw_job_t *j, int status, const char *code, const char *m
     if (status == 503 && j->retry_after == 0)
         j->retry_after = 1;
     pv_gw_job_answer(j, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message));
+}
+
+/* Below this much free space under the data directory, a failed write is
+ * blamed on a full disk. The errno cannot tell: LMDB reports a short write
+ * (the disk filled up during a commit) as EIO, and translates codes anyway. */
+#define DISK_FULL_BYTES ((uint64_t)1 << 20)
+
+void pv_gw_job_store_error(pv_gw_job_t *j, int rc, const char *message)
+{
+    struct statvfs st;
+    const char *dir = j->gw->conf->data_dir;
+    if (rc != 0 && dir != NULL && statvfs(dir, &st) == 0 &&
+        (uint64_t)st.f_bavail * st.f_frsize < DISK_FULL_BYTES) {
+        j->retry_after = 10;
+        pv_gw_job_error(j, 503, "storage_full",
+                        "the gateway's storage is full: nothing was recorded; try again later");
+    } else {
+        pv_gw_job_error(j, 503, "unavailable", message);
+    }
 }
 
 static void job_run(pv_job_t *job)

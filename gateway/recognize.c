@@ -147,7 +147,7 @@ static void run_faces(rjob_t *j)
         answer_error(j, 429, "quota_exceeded", m);
         goto out;
     } else if (rc != 0) {
-        answer_error(j, 503, "unavailable", "the tenants store is unavailable; try again");
+        pv_gw_job_store_error(&j->super, rc, "the tenants store is unavailable; try again");
         goto out;
     }
     pv_image_opts_t io = {.max_pixels = (uint64_t)gw->conf->max_pixels, .min_long_side = FRAME_LONG_SIDE};
@@ -268,7 +268,7 @@ static void run_faces(rjob_t *j)
     if (nv > 0 && (rc = pv_visits_record(gw->tenants, &tn, visits, nv, visitors)) != 0) {
         json_decref(faces);
         PV_LOG(PV_LOG_ERROR, "cannot record visits", "err=%s", pv_errname(rc));
-        answer_error(j, 503, "unavailable", "the visits could not be recorded; try again");
+        pv_gw_job_store_error(&j->super, rc, "the visits could not be recorded; try again");
         goto out;
     }
     t_store = pv_gw_mono_ms() - t0;
@@ -353,7 +353,7 @@ static void run_visitor(rjob_t *j)
     if (rc == PV_ENOTFOUND)
         answer_error(j, 404, "not_found", "no such visitor for this tenant");
     else if (rc != 0)
-        answer_error(j, 503, "unavailable", "the tenants store is unavailable; try again");
+        pv_gw_job_store_error(&j->super, rc, "the tenants store is unavailable; try again");
 }
 
 static void job_run(pv_gw_job_t *job)
