@@ -198,7 +198,8 @@ static int start_recognition(pv_gw_t *gw, const pv_gateway_config_t *conf, int n
     if (conf->shards.count > 0) {
         pv_shards_remote_config_t rc = {.urls = (const char *const *)conf->shards.items,
                                         .count = (uint32_t)conf->shards.count,
-                                        .timeout_ms = (int)conf->shard_timeout_ms};
+                                        .timeout_ms = (int)conf->shard_timeout_ms,
+                                        .down_ms = 500 /* a timed-out shard is skipped, not waited for, 0.5 s */};
         if ((ret = pv_shards_open_remote(&gw->shards, &rc)) != 0) {
             PV_LOG(PV_LOG_ERROR, "bad remote shard list", "err=%s expected=\"http://HOST:PORT for each --shard\"",
                    pv_strerror(ret));

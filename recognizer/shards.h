@@ -31,7 +31,8 @@ typedef struct {
     uint32_t count;          /* 1..PV_SHARDS_MAX */
     int timeout_ms;          /* per call to a shard: connect + send + answer; default 1000 */
     int down_ms;             /* after a transport failure or timeout, the shard is considered down
-                                and not tried for this long; default 500, 0 = always try */
+                                and not tried for this long; 0 = always try (each call then waits
+                                for a stopped shard's full timeout) */
     int idle_max;            /* idle keep-alive connections kept per shard, default 8 */
 } pv_shards_remote_config_t;
 
