@@ -23,6 +23,7 @@
 #include "models/models.h"
 #include "tenants/admin_faces.h"
 #include "tenants/admin_pg.h"
+#include "tenants/demo.h"
 #include "tenants/tenants.h"
 
 #ifndef PV_MIGRATIONS_DIR
@@ -555,6 +556,8 @@ int main(int argc, char **argv)
     int code;
 
     memset(&ad, 0, sizeof(ad));
+    if (pv_demo_wanted(argc, argv)) /* demo seed: its own parser (tenants/demo.c) */
+        return pv_demo_main(argc, argv);
     if (pv_admin_parse(&ad.args, argc, argv, err, sizeof(err)) != 0) {
         errorf("%s", err);
         fprintf(stderr, "Try 'privid-admin --help'.\n");
