@@ -289,7 +289,7 @@ int pv_demo_plan(pv_demo_plan_t **out, const pv_demo_opts_t *o, int64_t now_ms)
             vi->location = uni(&s) < 0.85 ? home : (uint8_t)(1 - home);
             vi->distance = (float)(0.25 + uni(&s) * 0.15);
             vi->is_new = 0;
-            if (uni(&s) < (regular ? 0.45 : 0.3)) {
+            if (uni(&s) < (regular ? 0.25 : 0.2)) {
                 if ((rc = grow((void **)&p->purchases, &pcap, p->npurchases, sizeof(*p->purchases))) != 0)
                     goto out;
                 pv_demo_purchase_t *pu = &p->purchases[p->npurchases++];

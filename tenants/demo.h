@@ -88,7 +88,7 @@ const char *pv_demo_location(unsigned i);
  * whole UTC days before now_ms: first visits spread over the period, about
  * 45% of visitors regulars who come back one to three times a week (more on
  * Saturdays and Sundays), the others once; store hours with lunch and
- * evening peaks; a home location for each visitor; about a third of visits
+ * evening peaks; a home location for each visitor; about a fifth of visits
  * with a purchase of a few to a hundred euros. The same options and day
  * give the same plan. The caller owns *out (pv_demo_plan_free).
  * Errors: PV_EINVAL (options out of range), PV_ENOMEM.

@@ -73,3 +73,16 @@ stop_pid() {
   kill -TERM "$1" 2>/dev/null
   wait "$1"
 }
+
+# pv_pg_db PREFIX: a throwaway database PREFIX_<random> on the harness's
+# PostgreSQL (PRIVID_TEST_PG), dropped at exit; sets DB and DSN. Then
+# `sql TEXT` runs SQL there and `pv_admin_sql TEXT` on the harness's database.
+pv_admin_sql() { psql "$PRIVID_TEST_PG" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+pv_pg_db() {
+  [ -n "${PRIVID_TEST_PG:-}" ] || { echo "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)" >&2; exit 1; }
+  DB=$1_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+  pv_admin_sql "CREATE DATABASE $DB" || { echo "FAIL: cannot create database $DB" >&2; exit 1; }
+  trap 'pv_cleanup; pv_admin_sql "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1' EXIT
+  DSN="$PRIVID_TEST_PG dbname=$DB"
+  sql() { psql "$DSN" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+}

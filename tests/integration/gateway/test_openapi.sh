@@ -21,7 +21,6 @@ MIG=$5
 MODELS=${PRIVID_MODELS:-$(cd "$(dirname "$0")/../../.." && pwd)/build/models/face-api-1.7.15}
 S=$MODELS/demo
 [ -f "$S/sample1.jpg" ] || { echo "sample photos missing under $S (run deploy/setup.sh)" >&2; exit 1; }
-[ -n "${PRIVID_TEST_PG:-}" ] || { echo "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)" >&2; exit 1; }
 
 # ---- the document alone, and against the route table
 "$CHECK" lint "$DOC" && pv_ok || pv_fail "lint of $DOC"
@@ -45,12 +44,7 @@ broken "wrong scope" '.paths["/v1/visitors/{id}"].delete.security = [{"bearerAut
 broken "public made private" '.paths["/metrics"].get.security = [{"bearerAuth":[]}]' routes "$PV_TMP/routes.json"
 
 # ---- a database, tenants, keys and a gateway with everything on
-DB=privid_oa_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-admin_sql() { psql "$PRIVID_TEST_PG" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-admin_sql "CREATE DATABASE $DB" || { echo "FAIL: cannot create database $DB" >&2; exit 1; }
-trap 'pv_cleanup; admin_sql "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1' EXIT
-DSN="$PRIVID_TEST_PG dbname=$DB"
-sql() { psql "$DSN" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+pv_pg_db privid_oa
 data="$PV_TMP/data"
 admin() { "$PV_ADMIN" --data-dir "$data" "$@"; }
 admin tenant create acme >/dev/null || pv_fail "tenant create"

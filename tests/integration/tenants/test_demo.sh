@@ -11,13 +11,7 @@
 PV_ADMIN=$1
 PV_GATEWAY=$2
 MIG=$3
-[ -n "${PRIVID_TEST_PG:-}" ] || { echo "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)" >&2; exit 1; }
-DB=privid_demo_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-admin_sql() { psql "$PRIVID_TEST_PG" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-admin_sql "CREATE DATABASE $DB" || { echo "FAIL: cannot create database $DB" >&2; exit 1; }
-trap 'pv_cleanup; admin_sql "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1' EXIT
-DSN="$PRIVID_TEST_PG dbname=$DB"
-sql() { psql "$DSN" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+pv_pg_db privid_demo
 data="$PV_TMP/data"
 admin() { "$PV_ADMIN" --data-dir "$data" "$@"; }
 admin tenant create demo >/dev/null || pv_fail "tenant create demo"

@@ -140,7 +140,7 @@ static void test_plan(void **state)
         sum += p->purchases[i].amount_minor;
     }
     assert_int_equal(sum, p->amount_minor);
-    assert_true(p->npurchases > p->nvisits / 5 && p->npurchases < p->nvisits / 2);
+    assert_true(p->npurchases > p->nvisits / 10 && p->npurchases < p->nvisits / 3);
     assert_true(p->buyers > 0 && p->buyers <= 500);
     assert_int_equal(pv_demo_location(2), NULL);
     assert_true(pv_demo_gid(3, 5) & PV_DEMO_GID_BIT);
