@@ -69,10 +69,11 @@ wait_drained() {
 
 # ---- the load: LOAD_W workers, each with its own photos (sample k with
 # k % LOAD_W == worker), so no two requests enrol the same face at once. Each
-# answer is a line in $LOAD_DIR/w<worker>.log:
-#   R <camera> <photo> <code> <seconds> <json [degraded, [[status, visitor, x, y]...]]>   (2xx recognitions)
-#   E <event id> <visitor> <code> <seconds>                                              (accepted events)
-#   X <what> <id> <code> <seconds>                                                       (anything else)
+# answer is a line in $LOAD_DIR/w<worker>.log, tagged with the phase (set by
+# load_phase) of the recognition ("A>B" when sent in A and answered in B):
+#   R <phase> <camera> <photo> <code> <seconds> <json [degraded, [[status, visitor, x, y]...], match ms]>  (2xx recognitions)
+#   E <phase> <event id> <visitor> <code> <seconds>                                     (accepted events)
+#   X <phase> <route> <id> <code> <seconds> <body>                                       (anything else)
 # A camera label unique per request is the exact key of its visit rows.
 LOAD_DIR="$PV_TMP/load"
 LOAD_W=${LOAD_W:-3}
@@ -83,17 +84,20 @@ load_worker() {
   for k in 1 2 3 4 5 6; do [ $((k % LOAD_W)) = "$w" ] && photos+=("$k"); done
   while [ ! -e "$LOAD_DIR/stop" ]; do
     n=$((n + 1))
-    local p=${photos[$((n % ${#photos[@]}))]} cam="w${w}n${n}" res code t
+    local p=${photos[$((n % ${#photos[@]}))]} cam="w${w}n${n}" res code t ph= ph2=
+    read -r ph <"$LOAD_DIR/phase"
     res=$(curl -sS -o "$tmp" -w '%{http_code} %{time_total}' --max-time 15 -H "Authorization: Bearer $KEY" \
       -H 'Content-Type: image/jpeg' --data-binary "@$S/sample$p.jpg" \
       "$URL/v1/recognize?location=load&camera=$cam" 2>/dev/null)
     read -r code t <<<"${res:-000 0}"
+    read -r ph2 <"$LOAD_DIR/phase"
+    [ "$ph2" = "$ph" ] || ph="$ph>$ph2" # sent in one phase, answered in the next
     if [ "${code:0:1}" = 2 ]; then
-      echo "R $cam $p $code $t $(jq -c '[.degraded, [.faces[] | [.status, .visitor, (.box.x|round), (.box.y|round)]]]' "$tmp")" >>"$out"
+      echo "R $ph $cam $p $code $t $(jq -c '[.degraded, [.faces[] | [.status, .visitor, (.box.x|round), (.box.y|round)]], .timings_ms.match]' "$tmp")" >>"$out"
       k=$(jq -r '[.faces[].visitor | select(. != null)][0] // empty' "$tmp")
       [ -n "$k" ] && vis=$k
     else
-      echo "X recognize $cam $code $t $(head -c 300 "$tmp" 2>/dev/null | tr -d '\n')" >>"$out"
+      echo "X $ph recognize $cam $code $t $(head -c 300 "$tmp" 2>/dev/null | tr -d '\n')" >>"$out"
     fi
     [ -n "$vis" ] || continue
     local eid="ev-w${w}-n${n}-$RANDOM"
@@ -103,9 +107,9 @@ load_worker() {
       "$URL/v1/events" 2>/dev/null)
     read -r code t <<<"${res:-000 0}"
     if [ "$code" = 200 ] && [ "$(jq -r '.results[0].status' "$tmp")" = accepted ]; then
-      echo "E $eid $vis $code $t" >>"$out"
+      echo "E $ph $eid $vis $code $t" >>"$out"
     else
-      echo "X events $eid $code $t $(head -c 300 "$tmp" 2>/dev/null | tr -d '\n')" >>"$out"
+      echo "X $ph events $eid $code $t $(head -c 300 "$tmp" 2>/dev/null | tr -d '\n')" >>"$out"
     fi
   done
 }
@@ -113,6 +117,7 @@ load_worker() {
 load_start() {
   local w
   mkdir -p "$LOAD_DIR"; rm -f "$LOAD_DIR/stop"
+  [ -e "$LOAD_DIR/phase" ] || load_phase start
   LOAD_PIDS=()
   for w in $(seq 0 $((LOAD_W - 1))); do
     load_worker "$w" &
@@ -126,8 +131,11 @@ load_stop() {
   for p in "${LOAD_PIDS[@]}"; do wait "$p" 2>/dev/null; done
 }
 
-# load_lines KIND: every logged answer of that kind so far
-load_lines() { cat "$LOAD_DIR"/w*.log 2>/dev/null | awk -v k="$1" '$1 == k'; }
+# load_phase NAME: tags the requests sent from now on
+load_phase() { echo "$1" >"$LOAD_DIR/phase.new" && mv "$LOAD_DIR/phase.new" "$LOAD_DIR/phase"; }
+
+# load_lines KIND [PHASE]: every logged answer of that kind (in that phase) so far
+load_lines() { cat "$LOAD_DIR"/w*.log 2>/dev/null | awk -v k="$1" -v p="${2:-}" '$1 == k && (p == "" || $2 == p)'; }
 
 # ---- checks -----------------------------------------------------------------
 
@@ -139,12 +147,12 @@ sql() { psql "$DSN" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 # doubled either). Call once the outbox is drained.
 check_delivered() {
   local what=$1 ev="$PV_TMP/exp_visits.tsv" cams="$PV_TMP/exp_cams.tsv" evs="$PV_TMP/exp_events.tsv" out
-  load_lines R | while read -r _ cam _ _ _ js; do
+  load_lines R | while read -r _ _ cam _ _ _ js; do
     printf '%s\n' "$cam" >>"$cams"
     jq -r --arg c "$cam" '.[1][] | select(.[1] != null) | "\($c)\t\(.[1])"' <<<"$js" >>"$ev"
   done
   touch "$ev" "$cams"
-  load_lines E | awk '{print $2}' >"$evs"
+  load_lines E | awk '{print $3}' >"$evs"
   out=$(psql "$DSN" -X -q -At -v ON_ERROR_STOP=1 <<EOF
 CREATE TEMP TABLE exp_v (camera text, visitor text);
 CREATE TEMP TABLE exp_c (camera text);
@@ -181,12 +189,13 @@ EOF
   rm -f "$ev" "$cams" "$evs"
 }
 
-# check_enrolled WHAT: every face an acknowledged, non-degraded answer gave a
-# visitor is still that visitor: identify (read-only) on the same photo finds
-# it returning at the same place, so the enrolment is in its shard, and
-# GET /v1/visitors knows it.
+# check_enrolled WHAT [all]: every face an acknowledged, non-degraded answer
+# gave a visitor is still that visitor: identify (read-only) on the same photo
+# finds it returning at the same place, so the enrolment is in its shard.
+# With `all`, degraded answers too: a shard's absence never named a face
+# another visitor.
 check_enrolled() {
-  local what=$1 p bad=0 n=0 seen="$PV_TMP/enrolled.tsv"
+  local what=$1 all=${2:-} p bad=0 n=0 seen="$PV_TMP/enrolled.tsv"
   : >"$seen"
   for p in 1 2 3 4 5 6; do
     http POST "$URL/v1/identify" -H "Authorization: Bearer $KEY" -H 'Content-Type: image/jpeg' --data-binary "@$S/sample$p.jpg"
@@ -195,8 +204,8 @@ check_enrolled() {
     printf '%s' "$HTTP_BODY" | jq -r --arg p "$p" '.faces[] | select(.status == "returning") | "\($p) \(.box.x|round) \(.box.y|round) \(.visitor)"' >>"$seen"
   done
   local cam ph code t js st v x y
-  while read -r _ cam ph code t js; do
-    [ "$(jq -r '.[0]' <<<"$js")" = false ] || continue
+  while read -r _ _ cam ph code t js; do
+    [ "$all" = all ] || [ "$(jq -r '.[0]' <<<"$js")" = false ] || continue
     while read -r st v x y; do
       [ "$v" = null ] && continue
       n=$((n + 1))
