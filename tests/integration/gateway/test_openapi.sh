@@ -188,6 +188,20 @@ call DELETE "/v1/visitors/$V" 200 -H "$(auth)"
 call DELETE "/v1/visitors/$V" 404 -H "$(auth)"
 call DELETE "/v1/visitors/$V" 403 -H "$(auth "$KR")"
 
+# limits: a rate of 1 per minute (429 rate_limited), a quota of one image (429 quota_exceeded), a revoked key
+admin tenant create slow >/dev/null && admin tenant update slow --quota 1 >/dev/null || pv_fail "tenant slow"
+KS=$(admin key create slow | head -1)
+call POST /v1/detect 200 -H "$(auth "$KS")" -H 'Content-Type: image/jpeg' --data-binary "@$S/sample1.jpg"
+call POST /v1/detect 429 -H "$(auth "$KS")" -H 'Content-Type: image/jpeg' --data-binary "@$S/sample1.jpg"
+check_eq "quota code" quota_exceeded "$(jf .error.code)"
+admin tenant update slow --rate 1 --burst 1 >/dev/null || pv_fail "rate 1"
+call GET /v1/whoami 200 -H "$(auth "$KS")"
+call GET /v1/whoami 429 -H "$(auth "$KS")"
+check_eq "rate code" rate_limited "$(jf .error.code)"
+admin key revoke "$(printf '%s' "$KS" | cut -d_ -f2)" >/dev/null || pv_fail "revoke"
+call GET /v1/whoami 401 -H "$(auth "$KS")"
+check_eq "revoked code" revoked_key "$(jf .error.code)"
+
 # without --pg the reports are 503 with Retry-After
 stop_pid "$GW_PID"
 start_gateway nopg --threads 1 --workers 1 --data-dir "$data" --models off
