@@ -28,6 +28,15 @@ typedef struct {
     long shard_timeout_ms;
     long auth_fail_max;     /* failed authentications a client address may make at once (0 = no limit) */
     long auth_fail_per_min; /* ... and the refill rate of that allowance */
+    /* TLS and connection limits (server.c) */
+    char *tls_cert;          /* PEM certificate chain; with tls_key, HOST:PORT listeners serve HTTPS */
+    char *tls_key;           /* PEM private key; both are re-read on SIGHUP */
+    long max_connections;    /* open client connections (all listeners) before new ones are closed */
+    long request_timeout_ms; /* HTTP/1: a whole request (headers and body) or keep-alive idle; TLS handshake */
+    long idle_timeout_ms;    /* HTTP/2: a connection that sends nothing */
+    long h2_max_concurrent;  /* HTTP/2 requests one connection runs at once (more wait) */
+    long h2_reset_limit;     /* HTTP/2 requests a connection may cancel per 10 s before GOAWAY (0 = off) */
+    long queue_timeout_ms;   /* a job that waited longer for a worker is answered 503 (0 = never) */
 } pv_gateway_config_t;
 
 /* The option table of privid-gateway (flags, PRIVID_* variables, defaults). */

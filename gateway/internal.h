@@ -96,6 +96,7 @@ struct pv_gw_job {
     int status;
     char *body;
     int retry_after; /* seconds, sent with a 429 or 503 when > 0 */
+    _Atomic int cancelled; /* set on the loop when the request goes away; the worker then skips run */
 };
 /* Queues j; returns PV_ROUTE_ASYNC, or answers 503 itself, disposes j and
  * returns PV_ROUTE_DONE when the queue is full. */

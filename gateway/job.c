@@ -6,6 +6,7 @@
  * job, not the request pool, owns everything the worker touches.
  */
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,10 @@ double pv_gw_mono_ms(void)
 static void on_req_dispose(void *p)
 {
     struct pv_gw_job_slot *s = p;
-    if (s->job != NULL)
+    if (s->job != NULL) {
         s->job->req = NULL;
+        atomic_store_explicit(&s->job->cancelled, 1, memory_order_relaxed);
+    }
 }
 
 void pv_gw_job_answer(pv_gw_job_t *j, int status, json_t *obj)
@@ -71,6 +74,16 @@ void pv_gw_job_store_error(pv_gw_job_t *j, int rc, const char *message)
 static void job_run(pv_job_t *job)
 {
     pv_gw_job_t *j = (pv_gw_job_t *)job;
+    /* a request cancelled while queued (an HTTP/2 stream reset, a closed connection) costs no work */
+    if (atomic_load_explicit(&j->cancelled, memory_order_relaxed))
+        return;
+    /* a job that waited past --queue-timeout-ms is shed: its answer would come too late to matter */
+    long limit = j->gw->conf->queue_timeout_ms;
+    if (limit > 0 && pv_gw_mono_ms() - j->submitted_ms > (double)limit) {
+        pv_metrics_count(PV_COUNTER_SHED, 1);
+        pv_gw_job_error(j, 503, "overloaded", "the request waited too long for a worker; try again shortly");
+        return;
+    }
     j->run(j);
     if (j->body == NULL && j->status == 0)
         j->status = 500;

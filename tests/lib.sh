@@ -68,6 +68,22 @@ start_gateway() {
   GW_URL="http://$addr"
 }
 
+# start_shard NAME DIR [HOST] [shard args...]: starts privid-shard ($PV_SHARD) on HOST:0
+# (default 127.0.0.1); sets SH_PID and SH_ADDR (the address it bound).
+start_shard() {
+  local name=$1 dir=$2 host=${3:-127.0.0.1}; shift 2; [ $# -gt 0 ] && shift
+  "$PV_SHARD" --listen "$host:0" --data-dir "$dir" --durable=false "$@" >"$PV_TMP/$name.log" 2>&1 &
+  SH_PID=$!; PV_PIDS+=("$SH_PID"); SH_ADDR=
+  local i
+  for i in $(seq 1 600); do
+    SH_ADDR=$(sed -n 's/.*msg="listening" addr=\([^ ]*\).*/\1/p' "$PV_TMP/$name.log" 2>/dev/null | head -1)
+    [ -n "$SH_ADDR" ] && grep -q 'shard started' "$PV_TMP/$name.log" && break
+    kill -0 "$SH_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  [ -n "$SH_ADDR" ] || { pv_fail "shard $name did not start"; cat "$PV_TMP/$name.log" >&2; pv_finish; }
+}
+
 # stop_pid PID: SIGTERM, wait, and return its exit status.
 stop_pid() {
   kill -TERM "$1" 2>/dev/null

@@ -222,16 +222,6 @@ post "$KB" "/v1/recognize" "$PV_TMP/face0_b.jpg"
 check_eq "after restart: beta's visitor is returning" "returning $VB 2" "$(jf '"\(.faces[0].status) \(.faces[0].visitor) \(.faces[0].visits)"')"
 
 # ---- remote shards: two privid-shard processes behind the gateway; one down -> degraded, nothing enrolled
-start_shard() { # NAME DIR: sets SH_PID, SH_ADDR
-  "$PV_SHARD" --listen 127.0.0.1:0 --data-dir "$2" --durable=false >"$PV_TMP/$1.log" 2>&1 &
-  SH_PID=$!; PV_PIDS+=("$SH_PID"); SH_ADDR=
-  for i in $(seq 1 600); do
-    SH_ADDR=$(sed -n 's/.*msg="listening" addr=\([^ ]*\).*/\1/p' "$PV_TMP/$1.log" | head -1)
-    [ -n "$SH_ADDR" ] && grep -q 'shard started' "$PV_TMP/$1.log" && break
-    sleep 0.05
-  done
-  [ -n "$SH_ADDR" ] || { pv_fail "shard $1 did not start"; cat "$PV_TMP/$1.log" >&2; pv_finish; }
-}
 if [ -n "$PV_SHARD" ]; then
   mkdir -p "$PV_TMP/s0" "$PV_TMP/s1"
   start_shard s0 "$PV_TMP/s0"; S0_PID=$SH_PID; S0=$SH_ADDR
