@@ -643,7 +643,8 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
                        "  key create|list|revoke|rotate\n"
                        "  faces IMAGE...                what the face pipeline sees in images (JSON)\n"
                        "  analytics status|backfill     the analytics outbox and its delivery to PostgreSQL\n"
-                       "  usage TENANT [--month YYYY-MM]  a tenant's metered usage per day\n\n"
+                       "  usage TENANT [--month YYYY-MM]  a tenant's metered usage per day\n"
+                       "  demo seed --tenant NAME       SYNTHETIC demo visits and purchases (demo --help)\n\n"
                        "Run 'privid-admin COMMAND --help' for a command's options.\n\n");
         }
         break;
