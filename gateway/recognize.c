@@ -244,7 +244,9 @@ static void run_faces(rjob_t *j)
                 continue;
             }
             d->gid = gid;
-        } else if (d->status == PV_MATCH_RETURNING && writes && d->add_exemplar) {
+        } else if (d->status == PV_MATCH_RETURNING && writes && d->add_exemplar && !degraded) {
+            /* (degraded: the best match may sit on the missing shard and this one be a runner-up,
+             * so no identity grows on an incomplete search, just as nothing is enrolled) */
             uint32_t slot;
             rc = pv_shards_add(gw->shards, &slot, d->gid, res->faces[i].descriptor, d->quality, ts);
             if (rc != 0 && rc != PV_ENOTFOUND)

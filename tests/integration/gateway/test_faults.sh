@@ -6,7 +6,8 @@
 #       answering 2xx, /readyz says postgres unreachable (503 + Retry-After)
 #       and ready again after the restart;
 #   (b) a shard stopped: every answer `degraded`, nothing enrolled and no
-#       exemplar added anywhere while it is away, nothing misplaced after;
+#       exemplar added anywhere while it is away (mirrored photos, which do
+#       add exemplars once every shard is back), nothing misplaced after;
 #   (c) a slow shard (SIGSTOP): calls to it time out per --shard-timeout-ms
 #       and later ones skip it while it is marked down, so answers stay
 #       degraded and quick instead of queueing; back after SIGCONT;
@@ -15,7 +16,7 @@
 #       work again once space returns, without a restart.
 # Then everything acknowledged is in PostgreSQL exactly once, every
 # acknowledged face is still identified as its visitor, LMDB opens cleanly.
-#   test_faults.sh PRIVID_ADMIN PRIVID_GATEWAY PRIVID_SHARD MIGRATIONS_DIR   (env PRIVID_MODELS)
+#   test_faults.sh PRIVID_ADMIN PRIVID_GATEWAY PRIVID_SHARD MIGRATIONS_DIR IMGTOOL   (env PRIVID_MODELS)
 . "$(dirname "$0")/../../lib.sh"
 . "$(dirname "$0")/faultlib.sh"
 . "$(dirname "$0")/../../pg.sh"
@@ -23,6 +24,7 @@ PV_ADMIN=$1
 PV_GATEWAY=$2
 PV_SHARD=$3
 MIG=$4
+IMGTOOL=$5
 TIMEOUT_MS=500
 MODELS=${PRIVID_MODELS:-$(cd "$(dirname "$0")/../../.." && pwd)/build/models/face-api-1.7.15}
 S=$MODELS/demo
@@ -85,6 +87,25 @@ phase_summary() {
 }
 stats() { curl -s --max-time 5 -H 'Accept: application/json' "http://$1/v1/shard/stats" | jq -r '"\(.identities) \(.exemplars)"'; }
 
+# mirrored copies of the photos: the same people, diverse enough to become exemplars
+for p in 1 2 3 4 5 6; do
+  http POST "$URL/v1/detect" -H "Authorization: Bearer $KEY" -H 'Content-Type: image/jpeg' --data-binary "@$S/sample$p.jpg"
+  "$IMGTOOL" variant "$S/sample$p.jpg" "$PV_TMP/mirror$p.jpg" 0 0 $(jf '"\(.image.width) \(.image.height)"') 1 1 0 90 ||
+    pv_fail "imgtool variant sample$p"
+done
+# post_mirrors: recognizes every mirrored photo; prints "<2xx answers> <degraded answers>"
+post_mirrors() {
+  local p ok=0 deg=0
+  for p in 1 2 3 4 5 6; do
+    http POST "$URL/v1/recognize?camera=mirror" -H "Authorization: Bearer $KEY" -H 'Content-Type: image/jpeg' \
+      --data-binary "@$PV_TMP/mirror$p.jpg"
+    [ "${HTTP_STATUS:0:1}" = 2 ] && ok=$((ok + 1))
+    [ "$(jf .degraded)" = true ] && deg=$((deg + 1))
+  done
+  echo "$ok $deg"
+}
+exemplars() { echo $(($(stats "$S0" | cut -d' ' -f2) + $(stats "$S1" | cut -d' ' -f2))); }
+
 load_start
 sleep 2
 http GET "$URL/readyz"
@@ -115,7 +136,8 @@ sleep 2
 before0=$(stats "$S0")
 kill -TERM "$S1_PID"; wait "$S1_PID" 2>/dev/null
 load_phase shard-down
-sleep 4
+check_eq "shard down: mirrored photos answered, degraded" "6 6" "$(post_mirrors)"
+sleep 2
 load_phase shard-back
 check_eq "shard down: the other shard's identities and exemplars unchanged" "$before0" "$(stats "$S0")"
 start_shard s1 "$PV_TMP/s1" "$S1"; S1_PID=$SH_PID
@@ -124,6 +146,11 @@ check_eq "shard down: every answer 2xx and degraded, nothing new" "true 0 $ok 0"
 down_ok=$ok
 sleep 2
 check_eq "shard back: answers complete again" 0 "$(load_lines R shard-back | tail -n 3 | awk '{print $7}' | jq -s '[.[] | select(.[0])] | length')"
+ex_before=$(exemplars)
+check_eq "shard back: mirrored photos answered, complete" "6 0" "$(post_mirrors)"
+ex_after=$(exemplars)
+check_eq "shard back: the mirrored photos do add exemplars (so none added while degraded means something)" true \
+  "$([ "$ex_after" -gt "$ex_before" ] && echo true || echo false)"
 
 # ---- (c) a slow shard: SIGSTOP for 4 s, answers bounded by the timeout
 kill -STOP "$S1_PID"
@@ -218,7 +245,7 @@ check_enrolled "faults" all
 check_lmdb "faults" "$data" "$PV_TMP/s0" "$PV_TMP/s1"
 echo "figures: acknowledged recognitions=$ACK_REQS visits=$ACK_VISITS events=$ACK_EVENTS faces checked=$ACK_FACES;" \
   "PostgreSQL down: readyz 503 after ${pg_detect}s, ready ${pg_recover}s after restart, outbox depth $depth_down, $pg_ok recognitions answered;" \
-  "shard down: $down_ok degraded answers; slow shard: $slow_ok answers, $waited waited for the timeout, max search ${max_match} ms," \
+  "shard down: $down_ok degraded answers, exemplars $ex_before -> $ex_after once back; slow shard: $slow_ok answers, $waited waited for the timeout, max search ${max_match} ms," \
   "max latency ${max_total}s, burst of $BURST: $burst_codes, $burst_waited waited, slowest ${burst_max}s; complete ${recovered} ms after SIGCONT; disk full: ${full_503:-skipped} load 503s, writes back after ${disk_recovered:-skipped} ms ($full_batches big batches fitted);" \
   "outbox drained ${drain_s}s after the load"
 echo "failed requests by phase, route and status:"; load_lines X | awk '{print $2, $3, $5}' | sort | uniq -c
