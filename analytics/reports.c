@@ -48,6 +48,7 @@ struct pv_reports {
     slot_t *slots; /* every thread's slot, so destroy can close them */
     char **zones;  /* PostgreSQL's time zone names, sorted; loaded once (the view takes ~30 ms) */
     size_t nzones;
+    int no_rollup; /* pv_reports_set_rollup(r, 0) */
 };
 
 static void slot_close(slot_t *s)
@@ -89,6 +90,11 @@ int pv_reports_create(pv_reports_t **out, const char *dsn, int max_conns)
     }
     *out = r;
     return 0;
+}
+
+void pv_reports_set_rollup(pv_reports_t *r, int on)
+{
+    r->no_rollup = !on;
 }
 
 void pv_reports_destroy(pv_reports_t *r)
@@ -464,6 +470,59 @@ static const char SQL_CONVERSION[] = V_CTE
     "UNION ALL SELECT pv.is_new, p.currency::text, count(*), count(*), sum(p.amount) FROM pv JOIN p USING "
     "(visitor) GROUP BY pv.is_new, p.currency ORDER BY 2 NULLS FIRST, 1";
 
+/*
+ * The same answers from the roll-up (migrations/0005 explains nM and the
+ * formulas): for whole UTC days [A, B), cM = sum of nM with lag_day < A, the
+ * distinct visitors are c1 and those with at least M visits cM - c(M-1).
+ * Same parameters and result columns as the queries above.
+ */
+#define R_CTE                                                                                                \
+    "WITH r AS (SELECT day, lag_day, n0, n1, n2, n3, n4, n5, nnew FROM visit_rollup WHERE tenant_id = "      \
+    "$1::bigint AND per_location = ($4::text IS NOT NULL) AND location = coalesce($4::text, '') AND day >= " \
+    "($2::timestamptz AT TIME ZONE 'UTC')::date AND day < ($3::timestamptz AT TIME ZONE 'UTC')::date), "     \
+    "c AS (SELECT coalesce(sum(n0), 0) AS c0, "                                                              \
+    "coalesce(sum(n1) FILTER (WHERE lag_day < ($2::timestamptz AT TIME ZONE 'UTC')::date), 0) AS c1, "       \
+    "coalesce(sum(n2) FILTER (WHERE lag_day < ($2::timestamptz AT TIME ZONE 'UTC')::date), 0) AS c2, "       \
+    "coalesce(sum(n3) FILTER (WHERE lag_day < ($2::timestamptz AT TIME ZONE 'UTC')::date), 0) AS c3, "       \
+    "coalesce(sum(n4) FILTER (WHERE lag_day < ($2::timestamptz AT TIME ZONE 'UTC')::date), 0) AS c4, "       \
+    "coalesce(sum(n5) FILTER (WHERE lag_day < ($2::timestamptz AT TIME ZONE 'UTC')::date), 0) AS c5, "       \
+    "coalesce(sum(nnew) FILTER (WHERE lag_day < ($2::timestamptz AT TIME ZONE 'UTC')::date), 0) AS cn "      \
+    "FROM r) "
+
+static const char SQL_SUMMARY_ROLLUP[] = R_CTE "SELECT c1, c0, cn, c2 - c1 FROM c WHERE $5::text IS NOT NULL";
+
+static const char SQL_FREQUENCY_ROLLUP[] =
+    R_CTE "SELECT x.cls, x.n FROM c, LATERAL (VALUES (1, 2 * c1 - c2), (2, 2 * c2 - c1 - c3), "
+          "(3, 2 * c3 - c2 - c4), (4, 2 * c4 - c3 - c5), (5, c5 - c4)) x(cls, n) WHERE $5::text IS NOT NULL "
+          "ORDER BY 1";
+
+/* UTC buckets only: a bucket's distinct visitors are its visits whose predecessor is before the bucket. */
+static const char SQL_TIMESERIES_ROLLUP[] =
+    R_CTE ", b AS (SELECT generate_series(date_trunc($6::text, $2::timestamptz AT TIME ZONE $5::text), "
+          "($3::timestamptz AT TIME ZONE $5::text) - interval '1 microsecond', ('1 ' || $6::text)::interval) "
+          "AS b) "
+          "SELECT to_char(b.b, 'YYYY-MM-DD\"T\"HH24:MI:SS'), "
+          "to_char(b.b AT TIME ZONE $5::text, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), coalesce(sum(r.n0), 0), "
+          "coalesce(sum(r.n1) FILTER (WHERE r.lag_day < greatest(b.b::date, ($2::timestamptz AT TIME ZONE "
+          "'UTC')::date)), 0) FROM b LEFT JOIN r ON r.day >= b.b::date AND r.day < (b.b + ('1 ' || "
+          "$6::text)::interval)::date GROUP BY b.b ORDER BY b.b";
+
+/* Whether the roll-up can answer q: whole UTC days, and UTC day or week buckets for a timeseries. */
+static int rollup_fits(const pv_reports_t *r, const pv_report_query_t *q)
+{
+    static const char *const utc[] = {"UTC", "Etc/UTC", "GMT", "Etc/GMT"};
+    if (r->no_rollup || q->from_ms % 86400000 != 0 || q->to_ms % 86400000 != 0)
+        return 0;
+    if (q->kind == PV_REPORT_SUMMARY || q->kind == PV_REPORT_FREQUENCY)
+        return 1;
+    if (q->kind != PV_REPORT_TIMESERIES || strcmp(q->bucket, "hour") == 0)
+        return 0;
+    for (size_t i = 0; i < sizeof(utc) / sizeof(utc[0]); i++)
+        if (strcmp(q->tz, utc[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static long long ll(PGresult *res, int row, int col)
 {
     return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
@@ -711,8 +770,11 @@ int pv_report_run(pv_reports_t *r, json_t **out, const pv_report_query_t *q, uin
         k = q->k;
     static const char *const sql[] = {SQL_SUMMARY, SQL_TIMESERIES, SQL_RETENTION, SQL_FREQUENCY,
                                       SQL_CONVERSION};
+    static const char *const rollup_sql[] = {SQL_SUMMARY_ROLLUP, SQL_TIMESERIES_ROLLUP, NULL,
+                                             SQL_FREQUENCY_ROLLUP, NULL};
     int nparams = q->kind == PV_REPORT_TIMESERIES ? 6 : 5;
-    res = PQexecParams(c, sql[q->kind], nparams, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(c, rollup_fits(r, q) ? rollup_sql[q->kind] : sql[q->kind], nparams, NULL, params, NULL,
+                       NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ret = conn_lost(c) ? PV_EUNAVAIL : PV_EDB;
         fail(err, ret == PV_EUNAVAIL ? 503 : 500, "", "report query failed%s",

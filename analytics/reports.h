@@ -76,6 +76,15 @@ int pv_reports_create(pv_reports_t **out, const char *dsn, int max_conns);
 void pv_reports_destroy(pv_reports_t *r);
 
 /*
+ * Whether reports may read the roll-up visit_rollup (migrations/0005; on by
+ * default). Summary and frequency over whole UTC days, and day or week
+ * timeseries in UTC over whole UTC days, read it; every other report reads
+ * visits. Off, every report reads visits: the bench and the tests compare
+ * both paths. Call before the first report.
+ */
+void pv_reports_set_rollup(pv_reports_t *r, int on);
+
+/*
  * Runs the report q for tenant_id on this thread's connection and returns
  * its JSON object in *out (caller owns). k is the larger of the tenant's
  * setting (tenant_report_settings, default 5, never below 2) and q->k; a q->k

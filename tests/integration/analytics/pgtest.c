@@ -91,6 +91,24 @@ long long pgt_scalar(PGconn *c, const char *sql)
     return v;
 }
 
+long long pgt_rollup_diff(PGconn *c)
+{
+    static const char nonzero[] = "(n0, n1, n2, n3, n4, n5, nnew) <> (0, 0, 0, 0, 0, 0, 0)";
+    char sql[1024];
+    PQclear(PQexec(c, "BEGIN"));
+    snprintf(sql, sizeof(sql),
+             "CREATE TEMP TABLE pgt_kept ON COMMIT DROP AS SELECT * FROM visit_rollup WHERE %s", nonzero);
+    PQclear(PQexec(c, sql));
+    pgt_scalar(c, "SELECT count(*) FROM (SELECT analytics_rollup_rebuild()) x");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM ((SELECT * FROM visit_rollup WHERE %s EXCEPT ALL SELECT * FROM pgt_kept) "
+             "UNION ALL (SELECT * FROM pgt_kept EXCEPT ALL SELECT * FROM visit_rollup WHERE %s)) d",
+             nonzero, nonzero);
+    long long d = pgt_scalar(c, sql);
+    PQclear(PQexec(c, "ROLLBACK"));
+    return d;
+}
+
 void pgt_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -27,6 +27,10 @@ void pgt_db_drop(pgt_db_t *db);
 /* The single value of a one-row query as an integer; fails the running
  * cmocka test when the query fails. */
 long long pgt_scalar(PGconn *c, const char *sql);
+/* How many rows of the roll-up visit_rollup (migrations/0005), as the
+ * triggers maintained it, differ from a rebuild from visits (zero rows
+ * ignored); the rebuild is rolled back. 0 when they agree. */
+long long pgt_rollup_diff(PGconn *c);
 void pgt_sleep_ms(int ms);
 /* nftw() callback that removes every entry (FTW_DEPTH | FTW_PHYS). */
 int pgt_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw);

@@ -166,6 +166,9 @@ static void exactly_once(void **state, pv_writer_method_t method)
     pv_writer_stop(w);
     assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 350);
     assert_int_equal(pgt_scalar(f->pg, "SELECT count(DISTINCT event_id) FROM visits"), 350);
+    /* the replay changed nothing in the roll-up either */
+    assert_int_equal(pgt_scalar(f->pg, "SELECT sum(n0) FROM visit_rollup WHERE NOT per_location"), 350);
+    assert_int_equal(pgt_rollup_diff(f->pg), 0);
 }
 
 static void test_exactly_once_insert(void **state)
@@ -263,7 +266,7 @@ static void test_erasure(void **state)
     assert_int_equal(pgt_scalar(f->pg, sql), 0);
     assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM events"), 1); /* y's purchase stays */
     assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM events WHERE attrs->>'sku' = '42' AND "
-                                   "amount_minor = 500 AND currency = 'EUR'"),
+                                       "amount_minor = 500 AND currency = 'EUR'"),
                      1);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM visits WHERE visitor = '%s'", y.id);
     assert_int_equal(pgt_scalar(f->pg, sql), 1);
@@ -278,8 +281,13 @@ static void test_erasure(void **state)
              x.id);
     assert_int_equal(pgt_scalar(f->pg, sql), 0);
     assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM information_schema.columns WHERE table_name = "
-                                   "'erasures' AND column_name LIKE '%visitor%'"),
+                                       "'erasures' AND column_name LIKE '%visitor%'"),
                      0);
+    /* the erasure reached the roll-up: its visits are gone from it, and it equals a rebuild */
+    snprintf(sql, sizeof(sql), "SELECT sum(n0) FROM visit_rollup WHERE tenant_id = %llu AND NOT per_location",
+             (unsigned long long)f->a.id);
+    assert_int_equal(pgt_scalar(f->pg, sql), 2); /* x's visit after the erasure and y's */
+    assert_int_equal(pgt_rollup_diff(f->pg), 0);
 }
 
 /* An event PostgreSQL refuses (no status) is dropped and counted; the rest arrive. */
