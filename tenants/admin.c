@@ -367,23 +367,59 @@ static int cmd_tenant_show(admin_t *ad)
     return EXIT_OK;
 }
 
+/* The reports' k lives in PostgreSQL (tenant_report_settings): set it first,
+ * so a failure there changes nothing in the store either. */
+static int set_k_anon(const admin_t *ad, const pv_tenant_t *tn)
+{
+    char err[ERR_MAX];
+    PGconn *c = NULL;
+    int rc = pv_admin_pg_connect(&c, ad->pg, err, sizeof(err));
+    if (rc == 0)
+        rc = pv_admin_pg_set_k(c, tn->id, ad->args.k_anon, err, sizeof(err));
+    PQfinish(c);
+    if (rc != 0)
+        errorf("cannot set --k-anon of tenant '%s': %s", tn->name, err);
+    return rc;
+}
+
 static int cmd_tenant_update(admin_t *ad)
 {
+    const pv_tenant_update_t *u = &ad->args.update;
     pv_tenant_t tn;
     int rc;
 
+    if (ad->args.k_anon != 0 && ad->pg == NULL) {
+        errorf("--k-anon is kept in PostgreSQL: give --pg DSN (or PRIVID_PG)");
+        return EXIT_USAGE;
+    }
     if (open_store(ad) != 0)
         return EXIT_FAIL;
-    if ((rc = pv_tenants_update(ad->store, &tn, ad->args.arg, &ad->args.update)) != 0) {
+    if ((rc = pv_tenants_find(ad->store, &tn, ad->args.arg)) != 0) {
+        errorf("cannot update tenant '%s': %s", ad->args.arg, rc == PV_ENOTFOUND ? "no such tenant" : pv_strerror(rc));
+        return exit_for(rc);
+    }
+    if (ad->args.k_anon != 0 && set_k_anon(ad, &tn) != 0) {
+        OPENSSL_cleanse(tn.secret, sizeof(tn.secret));
+        return EXIT_FAIL;
+    }
+    if ((u->set_retention || u->set_rate || u->set_burst || u->set_quota) &&
+        (rc = pv_tenants_update(ad->store, &tn, ad->args.arg, u)) != 0) {
         errorf("cannot update tenant '%s': %s", ad->args.arg, rc == PV_ENOTFOUND ? "no such tenant" : pv_strerror(rc));
         return exit_for(rc);
     }
     OPENSSL_cleanse(tn.secret, sizeof(tn.secret));
-    if (ad->args.json)
-        return print_json(tenant_json(&tn));
+    if (ad->args.json) {
+        json_t *o = tenant_json(&tn);
+        if (o != NULL && ad->args.k_anon != 0)
+            json_object_set_new(o, "k_anon", json_integer(ad->args.k_anon));
+        return print_json(o);
+    }
     printf("updated tenant %s: retention %" PRIu32 " days, rate %" PRIu32 "/min per key, burst %" PRIu32
-           ", quota %" PRIu64 " images/month (0 = unlimited/automatic)\n",
+           ", quota %" PRIu64 " images/month (0 = unlimited/automatic)",
            tn.name, tn.retention_days, tn.rate_per_min, tn.burst, tn.monthly_quota);
+    if (ad->args.k_anon != 0)
+        printf(", reports k-anonymity k %d", ad->args.k_anon);
+    printf("\n");
     return EXIT_OK;
 }
 

@@ -29,6 +29,7 @@ enum {
     OPT_MONTH,
     OPT_TIMEOUT,
     OPT_GRACE,
+    OPT_K_ANON,
     OPT_COUNT
 };
 
@@ -54,6 +55,7 @@ static const struct {
     [OPT_MONTH] = {"month", 1, CMD_BIT(PV_ADMIN_USAGE)},
     [OPT_TIMEOUT] = {"timeout", 1, CMD_BIT(PV_ADMIN_ANALYTICS_BACKFILL)},
     [OPT_GRACE] = {"grace", 1, CMD_BIT(PV_ADMIN_KEY_ROTATE)},
+    [OPT_K_ANON] = {"k-anon", 1, CMD_BIT(PV_ADMIN_TENANT_UPDATE)},
 };
 
 static const struct {
@@ -464,9 +466,19 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
         else
             out->update.set_quota = 1, out->update.monthly_quota = v;
     }
+    if (seen[OPT_K_ANON]) {
+        uint32_t k = 0;
+        if (parse_uint(&k, vals[OPT_K_ANON], PV_ADMIN_K_MIN, PV_ADMIN_K_MAX) != 0) {
+            snprintf(err, errlen, "invalid --k-anon '%.*s': expected an integer from %d to %d", SHOWN,
+                     vals[OPT_K_ANON], PV_ADMIN_K_MIN, PV_ADMIN_K_MAX);
+            goto out;
+        }
+        out->k_anon = (int)k;
+    }
     if (out->cmd == PV_ADMIN_TENANT_UPDATE && !seen[OPT_RETENTION] && !seen[OPT_RATE] && !seen[OPT_BURST] &&
-        !seen[OPT_QUOTA]) {
-        snprintf(err, errlen, "tenant update needs at least one of --retention-days, --rate, --burst, --quota");
+        !seen[OPT_QUOTA] && !seen[OPT_K_ANON]) {
+        snprintf(err, errlen,
+                 "tenant update needs at least one of --retention-days, --rate, --burst, --quota, --k-anon");
         goto out;
     }
     if (seen[OPT_DETECTOR]) {
@@ -544,13 +556,17 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
         fprintf(f, "Usage: privid-admin tenant show NAME\n\nShows one tenant (never its secret).\n\n");
         break;
     case PV_ADMIN_TENANT_UPDATE:
-        fprintf(f, "Usage: privid-admin tenant update NAME [--retention-days N] [--rate N] [--burst N] [--quota N]\n\n"
+        fprintf(f, "Usage: privid-admin tenant update NAME [--retention-days N] [--rate N] [--burst N] [--quota N]\n"
+                   "                                 [--k-anon N --pg DSN]\n\n"
                    "Changes a tenant's retention and limits; the gateway applies them at the next request.\n\n"
                    "  --retention-days N  forget identities unseen for N days, 1..%d\n"
                    "  --rate N            requests per minute per API key (token bucket), 0 = unlimited\n"
                    "  --burst N           requests a key may send at once, 0 = max(5, rate/10)\n"
-                   "  --quota N           images per calendar month (UTC) for the tenant, 0 = unlimited\n\n",
-                PV_TENANT_RETENTION_MAX);
+                   "  --quota N           images per calendar month (UTC) for the tenant, 0 = unlimited\n"
+                   "  --k-anon N          the reports' k-anonymity: cells of fewer than N visitors are\n"
+                   "                      suppressed, %d..%d (default 5); kept in PostgreSQL, so it needs\n"
+                   "                      --pg (or PRIVID_PG); report requests may raise it, never lower it\n\n",
+                PV_TENANT_RETENTION_MAX, PV_ADMIN_K_MIN, PV_ADMIN_K_MAX);
         break;
     case PV_ADMIN_TENANT_DELETE:
         fprintf(f, "Usage: privid-admin tenant delete NAME\n\nDeletes a tenant and all its API keys.\n\n");
@@ -620,7 +636,7 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
                        "  create NAME [--mode network|isolated] [--retention-days N]\n"
                        "  list\n"
                        "  show NAME\n"
-                       "  update NAME [--retention-days N] [--rate N] [--burst N] [--quota N]\n"
+                       "  update NAME [--retention-days N] [--rate N] [--burst N] [--quota N] [--k-anon N]\n"
                        "  delete NAME\n\n");
         } else if (a->group == PV_ADMIN_GROUP_ANALYTICS) {
             fprintf(f, "Usage: privid-admin analytics COMMAND [ARGS]\n\n"

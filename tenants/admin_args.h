@@ -41,6 +41,10 @@ typedef enum {
 /* key rotate: how long the old key keeps working unless --grace says otherwise. */
 #define PV_ADMIN_GRACE_DEFAULT (24 * 3600)
 
+/* tenant update --k-anon: the range tenant_report_settings.k accepts (migrations/0003). */
+#define PV_ADMIN_K_MIN 2
+#define PV_ADMIN_K_MAX 1000
+
 /* Most images one `faces` run takes. */
 #define PV_ADMIN_FILES_MAX 1024
 
@@ -60,6 +64,7 @@ typedef struct {
     uint32_t month;            /* usage: --month as yyyymm, 0 unless given (current UTC month) */
     uint32_t timeout_s;        /* analytics backfill: --timeout, 0 unless given */
     int64_t grace_s;           /* key rotate: --grace in seconds, PV_ADMIN_GRACE_DEFAULT unless given */
+    int k_anon;                /* tenant update: --k-anon (reports' k, in PostgreSQL), 0 unless given */
     /* faces */
     const char *models;     /* --models DIR (face-api's model/ folder), or NULL */
     int detector_ssd;       /* --detector ssd */

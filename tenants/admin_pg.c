@@ -404,3 +404,13 @@ out:
         rollback(c);
     return rc;
 }
+
+int pv_admin_pg_set_k(PGconn *c, uint64_t tenant_id, int k, char *err, size_t errlen)
+{
+    char id[24], kt[16];
+    snprintf(id, sizeof(id), "%" PRIu64, tenant_id);
+    snprintf(kt, sizeof(kt), "%d", k);
+    const char *params[2] = {id, kt};
+    return run(c, "setting k", "INSERT INTO tenant_report_settings (tenant_id, k) VALUES ($1::bigint, $2::int) "
+               "ON CONFLICT (tenant_id) DO UPDATE SET k = excluded.k", 2, params, NULL, err, errlen);
+}

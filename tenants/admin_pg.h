@@ -39,4 +39,9 @@ int pv_admin_pg_mirror(PGconn *c, const pv_tenant_t *tenants, size_t n, int full
 /* Marks one tenant deleted (inserting its row when it was never mirrored). */
 int pv_admin_pg_mark_deleted(PGconn *c, const pv_tenant_t *tn, char *err, size_t errlen);
 
+/* Sets the tenant's k-anonymity k for reports (tenant_report_settings,
+ * migrations/0003; 2..1000, PostgreSQL's CHECK refuses others). PV_EDB with
+ * err filled on failure. */
+int pv_admin_pg_set_k(PGconn *c, uint64_t tenant_id, int k, char *err, size_t errlen);
+
 #endif

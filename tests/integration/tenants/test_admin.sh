@@ -209,6 +209,23 @@ expect_eq "$(jq .id <<<"$out")" "5" "ids are never reused"
 expect_eq "$(sql "SELECT tenant_id, deleted_at IS NULL FROM tenants WHERE name = 'beta'")" "5|t" "new beta mirrored"
 expect_eq "$(sql "SELECT name, deleted_at IS NOT NULL FROM tenants WHERE tenant_id = 2")" "beta#2|t" "old beta renamed"
 
+STEP=k-anon
+# the reports' k lives in PostgreSQL: set, changed, refused out of range or without --pg, nothing half-done
+expect 0 "$ADMIN" tenant update acme --k-anon 7 --pg "$DSN"
+expect_out "k-anonymity k 7"
+expect_eq "$(sql "SELECT k FROM tenant_report_settings WHERE tenant_id = 1")" "7" "k set"
+expect 0 "$ADMIN" --json tenant update acme --k-anon 3 --rate 60 --pg "$DSN"
+expect_eq "$(jq -c "[.k_anon, .limits.rate_per_min]" <<<"$out")" "[3,60]" "k and rate in the JSON answer"
+expect_eq "$(sql "SELECT k FROM tenant_report_settings WHERE tenant_id = 1")" "3" "k changed"
+expect_error 2 "invalid --k-anon '1'" "$ADMIN" tenant update acme --k-anon 1 --pg "$DSN"
+expect_error 2 "give --pg" "$ADMIN" tenant update acme --k-anon 9 --rate 1
+expect_error 3 "no such tenant" "$ADMIN" tenant update nobody --k-anon 9 --pg "$DSN"
+# PostgreSQL unreachable: the store's part (--rate) is not applied either
+expect_error 1 "cannot set --k-anon" "$ADMIN" tenant update acme --k-anon 9 --rate 1 --pg "$BAD_DSN"
+expect 0 "$ADMIN" --json tenant show acme
+expect_eq "$(jq .limits.rate_per_min <<<"$out")" "60" "rate untouched after the failed k"
+expect_eq "$(sql "SELECT k FROM tenant_report_settings WHERE tenant_id = 1")" "3" "k untouched"
+
 STEP=mirror-failure
 expect_error 4 "not mirrored to PostgreSQL" "$ADMIN" tenant create epsilon --pg "$BAD_DSN"
 expect_err "warning"

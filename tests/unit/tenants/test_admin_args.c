@@ -266,6 +266,23 @@ static void test_tenant_update(void **state)
                  parse(&a, err, sizeof(err), "tenant", "create", "acme", "--rate", "1", NULL), err);
     expect_error("invalid tenant name", parse(&a, err, sizeof(err), "tenant", "update", "a b", "--rate", "1", NULL),
                  err);
+    /* --k-anon alone is an update; its range is PostgreSQL's CHECK */
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "update", "acme", "--k-anon", "7", NULL), 0);
+    assert_int_equal(a.k_anon, 7);
+    assert_true(!a.update.set_rate && !a.update.set_quota && !a.update.set_burst && !a.update.set_retention);
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "update", "acme", "--k-anon=2", "--rate", "5", NULL), 0);
+    assert_int_equal(a.k_anon, 2);
+    assert_int_equal(parse(&a, err, sizeof(err), "tenant", "update", "acme", "--rate", "5", NULL), 0);
+    assert_int_equal(a.k_anon, 0);
+    static const char *const bad_k[] = {"1", "0", "1001", "-5", "x", "5.0", "99999999999"};
+    for (size_t i = 0; i < sizeof(bad_k) / sizeof(bad_k[0]); i++) {
+        char opt[64];
+        snprintf(opt, sizeof(opt), "--k-anon=%s", bad_k[i]);
+        expect_error("invalid --k-anon", parse(&a, err, sizeof(err), "tenant", "update", "acme", opt, NULL), err);
+        assert_non_null(strstr(err, "from 2 to 1000"));
+    }
+    expect_error("--k-anon is not valid for 'tenant create'",
+                 parse(&a, err, sizeof(err), "tenant", "create", "acme", "--k-anon", "5", NULL), err);
 }
 
 static void test_analytics_usage(void **state)
