@@ -9,7 +9,9 @@
  * Events are applied in sequence order: a batch is cut at each erasure.
  * The same thread copies the LMDB usage counters into usage_daily (usage.h):
  * every day after each (re)connection, then yesterday and today every
- * USAGE_EVERY_MS and once more when it stops.
+ * USAGE_EVERY_MS and once more when it stops. It also prunes the business
+ * events' idempotency records past their tenant's retention every
+ * PRUNE_EVERY_MS (pv_events_prune).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,12 +29,15 @@
 #include "analytics/writer.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "tenants/events.h"
 #include "tenants/visitors.h"
 
 #define BATCH_DEFAULT 5000                 /* bench_writer: 57k events/s at 5000, 47-56k at 1000 */
 #define BATCH_BYTES_MAX ((size_t)16 << 20) /* a batch stops growing past 16 MiB of JSON */
 #define PARTITIONS_EVERY_MS (6 * 3600 * 1000)
 #define USAGE_EVERY_MS (60 * 1000)
+#define PRUNE_EVERY_MS (3600 * 1000) /* idempotency records past their tenant's retention (events.h) */
+#define PRUNE_BATCH 10000            /* records per LMDB write transaction */
 #define DAY_MS (24 * 3600 * 1000)
 
 /* The SELECT lists shared by every method: `j` is one event as jsonb. */
@@ -482,7 +487,7 @@ static void *run(void *arg)
     char *buf = NULL;
     size_t bufsize = 0, single_left = 0;
     int backoff = w->backoff_min_ms;
-    int64_t partitions_at = 0, usage_at = 0;
+    int64_t partitions_at = 0, usage_at = 0, prune_at = 0;
 
     for (;;) {
         pthread_mutex_lock(&w->mu);
@@ -491,6 +496,15 @@ static void *run(void *arg)
         if (stop)
             break;
         refresh_stats(w);
+        if (now_ms() - prune_at > PRUNE_EVERY_MS) {
+            /* LMDB only: done whether or not PostgreSQL is up; bounded transactions */
+            size_t pruned = PRUNE_BATCH, total = 0;
+            while (pruned == PRUNE_BATCH && pv_events_prune(w->t, now_ms(), PRUNE_BATCH, &pruned) == 0)
+                total += pruned;
+            if (total > 0)
+                PV_LOG(PV_LOG_INFO, "analytics writer: idempotency records pruned", "records=%zu", total);
+            prune_at = now_ms();
+        }
         if (c == NULL || PQstatus(c) != CONNECTION_OK) {
             PQfinish(c);
             if ((c = connect_pg(w)) == NULL)

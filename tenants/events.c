@@ -421,3 +421,57 @@ out:
         *accepted = 0;
     return rc;
 }
+
+static int cmp_tenant_id(const void *a, const void *b)
+{
+    uint64_t x = ((const pv_tenant_t *)a)->id, y = ((const pv_tenant_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+int pv_events_prune(pv_tenants_t *t, int64_t now_ms, size_t max, size_t *pruned)
+{
+    pv_tenant_t *tenants = NULL;
+    size_t ntenants = 0;
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    MDB_val key, val;
+    int rc, r;
+    *pruned = 0;
+    /* the retention periods first, in their own read transaction */
+    if ((rc = pv_tenants_list(t, &tenants, &ntenants)) != 0)
+        return rc;
+    qsort(tenants, ntenants, sizeof(*tenants), cmp_tenant_id);
+    if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0 ||
+        (rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->event_ids, &c))) != 0)
+        goto out;
+    for (r = mdb_cursor_get(c, &key, &val, MDB_FIRST); r == MDB_SUCCESS && *pruned < max;
+         r = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        if (key.mv_size < 8 || val.mv_size != 16)
+            continue; /* not ours: left alone */
+        pv_tenant_t probe = {.id = get_be64(key.mv_data)};
+        const pv_tenant_t *tn = bsearch(&probe, tenants, ntenants, sizeof(*tenants), cmp_tenant_id);
+        int64_t ts_ms = (int64_t)get_be64((const uint8_t *)val.mv_data + 8);
+        if (tn != NULL && ts_ms >= now_ms - (int64_t)tn->retention_days * DAY_MS)
+            continue;
+        if ((r = mdb_cursor_del(c, 0)) != MDB_SUCCESS)
+            break;
+        (*pruned)++;
+    }
+    if (r != MDB_SUCCESS && r != MDB_NOTFOUND) {
+        rc = pv_tenants_lmdb_err(r);
+        goto out;
+    }
+    mdb_cursor_close(c);
+    c = NULL;
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
+    txn = NULL;
+out:
+    if (c != NULL)
+        mdb_cursor_close(c);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    if (rc != 0)
+        *pruned = 0;
+    free(tenants);
+    return rc;
+}

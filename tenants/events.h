@@ -79,4 +79,18 @@ int pv_event_check(const json_t *ev, int64_t now_ms, uint32_t retention_days, ch
 int pv_events_append(pv_tenants_t *t, const pv_tenant_t *tn, const json_t *events, int64_t now_ms,
                      pv_event_result_t *results, size_t *accepted);
 
+/*
+ * Prunes idempotency records (the (tenant, event_id) records that make a
+ * retry a duplicate) that can no longer matter: an event whose time is older
+ * than its tenant's retention period is refused by pv_event_check anyway, so
+ * its record goes once ts < now_ms - retention_days; a deleted tenant's
+ * records all go. The age of what is kept is thus bounded by the retention
+ * (PV_TENANT_RETENTION_MAX at most). Deletes at most `max` records in one
+ * write transaction (a bounded lock on the store): call again while *pruned
+ * == max. (A retention raised later could accept a pruned event again;
+ * PostgreSQL's primary key (tenant_id, ts, event_id) still stores it once.)
+ * Returns 0 or an LMDB error (PV_ESTORE).
+ */
+int pv_events_prune(pv_tenants_t *t, int64_t now_ms, size_t max, size_t *pruned);
+
 #endif

@@ -8,7 +8,8 @@
  * (tenant u64, 'M' yyyymm u32 | 'D' | 'R' | 'F' yyyymmdd u32) -> u64 meters
  * each tenant's images per month (quota) and images, requests and faces per
  * UTC day (usage_daily in PostgreSQL). `meta` holds the outbox's delivery
- * record ("outbox_delivered_ms", "outbox_delivered" -> u64).
+ * record ("outbox_delivered_ms", "outbox_delivered" -> u64) and its highest
+ * sequence number ever used ("outbox_seq" -> u64), so numbers never repeat.
  */
 #include <jansson.h>
 #include <lmdb.h>
@@ -78,6 +79,24 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+#define META_DELIVERED "outbox_delivered"
+#define META_DELIVERED_MS "outbox_delivered_ms"
+#define META_SEQ "outbox_seq" /* the highest sequence number ever used: numbers never repeat */
+
+static uint64_t meta_u64(pv_tenants_t *t, MDB_txn *txn, const char *name)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    return mdb_get(txn, t->meta, &k, &v) == MDB_SUCCESS && v.mv_size == 8 ? get_le64(v.mv_data) : 0;
+}
+
+static int meta_put_u64(pv_tenants_t *t, MDB_txn *txn, const char *name, uint64_t value)
+{
+    uint8_t b[8];
+    put_le64(b, value);
+    MDB_val k = {strlen(name), (void *)name}, v = {sizeof(b), b};
+    return pv_tenants_lmdb_err(mdb_put(txn, t->meta, &k, &v, 0));
+}
+
 /* Appends one event to the outbox at the next sequence number (store.h). */
 int pv_store_outbox_append(pv_tenants_t *t, MDB_txn *txn, json_t *ev)
 {
@@ -86,7 +105,7 @@ int pv_store_outbox_append(pv_tenants_t *t, MDB_txn *txn, json_t *ev)
     int rc;
     MDB_cursor *c = NULL;
     MDB_val key, val;
-    uint64_t seq = 1;
+    uint64_t seq;
 
     if (ev == NULL || pv_random_bytes(id, sizeof(id)) != 0) {
         json_decref(ev);
@@ -104,15 +123,19 @@ int pv_store_outbox_append(pv_tenants_t *t, MDB_txn *txn, json_t *ev)
         return PV_ENOMEM;
     if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->outbox, &c))) != 0)
         goto out;
+    /* after the last key and after every number ever used (a store from before
+     * META_SEQ has only its last key), so an emptied outbox does not renumber */
+    seq = meta_u64(t, txn, META_SEQ) + 1;
     rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
-    if (rc == MDB_SUCCESS && key.mv_size == 8)
+    if (rc == MDB_SUCCESS && key.mv_size == 8 && get_be64(key.mv_data) >= seq)
         seq = get_be64(key.mv_data) + 1;
-    else if (rc != MDB_NOTFOUND && (rc = pv_tenants_lmdb_err(rc)) != 0)
+    else if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND && (rc = pv_tenants_lmdb_err(rc)) != 0)
         goto out;
     put_be64(k, seq);
     key = (MDB_val){sizeof(k), k};
     val = (MDB_val){strlen(text), text};
-    rc = pv_tenants_lmdb_err(mdb_put(txn, t->outbox, &key, &val, MDB_APPEND));
+    if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->outbox, &key, &val, MDB_APPEND))) == 0)
+        rc = meta_put_u64(t, txn, META_SEQ, seq);
 out:
     if (c != NULL)
         mdb_cursor_close(c);
@@ -295,10 +318,11 @@ int pv_outbox_stat(pv_tenants_t *t, uint64_t *count, uint64_t *last_seq)
     if ((rc = pv_tenants_lmdb_err(mdb_stat(txn, t->outbox, &st))) == 0 &&
         (rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->outbox, &c))) == 0) {
         *count = st.ms_entries;
+        *last_seq = meta_u64(t, txn, META_SEQ);
         int r = mdb_cursor_get(c, &key, &val, MDB_LAST);
-        if (r == MDB_SUCCESS && key.mv_size == 8)
+        if (r == MDB_SUCCESS && key.mv_size == 8 && get_be64(key.mv_data) > *last_seq)
             *last_seq = get_be64(key.mv_data);
-        else if (r != MDB_NOTFOUND)
+        else if (r != MDB_SUCCESS && r != MDB_NOTFOUND)
             rc = pv_tenants_lmdb_err(r);
         mdb_cursor_close(c);
     }
@@ -359,23 +383,6 @@ out:
         mdb_cursor_close(c);
     mdb_txn_abort(txn);
     return rc;
-}
-
-#define META_DELIVERED "outbox_delivered"
-#define META_DELIVERED_MS "outbox_delivered_ms"
-
-static uint64_t meta_u64(pv_tenants_t *t, MDB_txn *txn, const char *name)
-{
-    MDB_val k = {strlen(name), (void *)name}, v;
-    return mdb_get(txn, t->meta, &k, &v) == MDB_SUCCESS && v.mv_size == 8 ? get_le64(v.mv_data) : 0;
-}
-
-static int meta_put_u64(pv_tenants_t *t, MDB_txn *txn, const char *name, uint64_t value)
-{
-    uint8_t b[8];
-    put_le64(b, value);
-    MDB_val k = {strlen(name), (void *)name}, v = {sizeof(b), b};
-    return pv_tenants_lmdb_err(mdb_put(txn, t->meta, &k, &v, 0));
 }
 
 int pv_outbox_delivery(pv_tenants_t *t, int64_t *last_ms, uint64_t *delivered)

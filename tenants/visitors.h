@@ -64,7 +64,7 @@ int pv_visitor_get(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, siz
 int pv_visitor_erase(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, size_t len, uint64_t *gid,
                      size_t *others);
 
-/* Events waiting in the outbox and the highest sequence number used. */
+/* Events waiting in the outbox and the highest sequence number ever used (0: none). */
 int pv_outbox_stat(pv_tenants_t *t, uint64_t *count, uint64_t *last_seq);
 
 /* Copies event `seq` (JSON text, NUL-terminated) into buf (size bytes);
@@ -88,10 +88,10 @@ int pv_outbox_read(pv_tenants_t *t, uint64_t after_seq, size_t max, pv_outbox_cb
 /*
  * Deletes every event with a sequence number <= seq (what the writer has
  * delivered) in one write transaction; *deleted (may be NULL) receives how
- * many went. An append takes the last key + 1, so the events appended after a
- * read always sort after it; numbering restarts at 1 only once the outbox is
- * empty, so a reader starts from after_seq 0 each time rather than remember
- * a sequence number across deletions.
+ * many went. An append takes the next number after every number the store
+ * ever used (kept in its meta record, so an emptied outbox does not
+ * renumber from 1 and an event's sequence number is never reused): events
+ * appended after a read always sort after it.
  */
 int pv_outbox_delete_upto(pv_tenants_t *t, uint64_t seq, uint64_t *deleted);
 

@@ -382,6 +382,51 @@ static void test_atomic_mixed(void **state)
     assert_int_equal(outbox_count(f), before + PV_EVENTS_BATCH_MAX);
 }
 
+/* Idempotency records go once their event could not be accepted anyway (older
+ * than the tenant's retention) or their tenant is gone, in bounded batches;
+ * a retry of a pruned event is still refused, never stored twice. */
+static void test_prune(void **state)
+{
+    fixture_t *f = *state;
+    pv_event_result_t r[2];
+    size_t acc, pruned;
+    json_t *old = purchase("till-old", f->va.id);
+    json_object_set_new(old, "ts", json_string("2026-09-15T10:00:00Z")); /* 80 days before NOW_MS */
+    json_t *ba = json_pack("[o, o]", purchase("till-new", f->va.id), old),
+           *bb = json_pack("[o]", purchase("b-1", f->vb.id));
+    assert_int_equal(pv_events_append(f->t, &f->a, ba, NOW_MS, r, &acc), 0);
+    assert_int_equal(acc, 2);
+    assert_int_equal(pv_events_append(f->t, &f->b, bb, NOW_MS, r, &acc), 0); /* B keeps 1 day */
+    assert_int_equal(acc, 1);
+    assert_int_equal(pv_events_prune(f->t, NOW_MS, 100, &pruned), 0);
+    assert_int_equal(pruned, 0); /* all still acceptable: all kept */
+    /* two days later B's event is past B's retention: its record goes, and a retry is refused as too old */
+    const int64_t later = NOW_MS + 2 * 86400000LL;
+    assert_int_equal(pv_events_prune(f->t, later, 100, &pruned), 0);
+    assert_int_equal(pruned, 1);
+    uint64_t before = outbox_count(f);
+    assert_int_equal(pv_events_append(f->t, &f->b, bb, later, r, &acc), 0);
+    assert_int_equal(acc, 0);
+    assert_int_equal(r[0].status, PV_EVENT_REJECTED);
+    assert_non_null(strstr(r[0].reason, "retention"));
+    assert_int_equal(outbox_count(f), before);
+    /* A's records are within A's 90 days: a retry is still a duplicate */
+    assert_int_equal(pv_events_append(f->t, &f->a, ba, later, r, &acc), 0);
+    assert_int_equal(r[0].status, PV_EVENT_DUPLICATE);
+    assert_int_equal(r[1].status, PV_EVENT_DUPLICATE);
+    /* eleven days later the 80-day-old event is past 90 days: bounded to 1 per call here */
+    assert_int_equal(pv_events_prune(f->t, NOW_MS + 11 * 86400000LL, 1, &pruned), 0);
+    assert_int_equal(pruned, 1);
+    assert_int_equal(pv_events_prune(f->t, NOW_MS + 11 * 86400000LL, 1, &pruned), 0);
+    assert_int_equal(pruned, 0);
+    /* a deleted tenant's records all go */
+    assert_int_equal(pv_tenants_delete(f->t, "store-a"), 0);
+    assert_int_equal(pv_events_prune(f->t, NOW_MS, 100, &pruned), 0);
+    assert_int_equal(pruned, 1);
+    json_decref(ba);
+    json_decref(bb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +435,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tenant_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_atomic_mixed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -178,7 +178,8 @@ static void test_outbox_read_delete(void **state)
     size_t got;
     seen_t s = {0};
     for (int i = 0; i < 5; i++)
-        v[i] = (pv_visit_t){.gid = (uint64_t)i + 1, .ts_ms = 1, .location = "l", .camera = "c", .distance = -1};
+        v[i] =
+            (pv_visit_t){.gid = (uint64_t)i + 1, .ts_ms = 1, .location = "l", .camera = "c", .distance = -1};
     assert_int_equal(pv_outbox_read(f->t, 0, 10, collect, &s, &got), 0);
     assert_int_equal(got, 0);
     assert_int_equal(pv_visits_record(f->t, &f->a, v, 5, out), 0);
@@ -216,12 +217,25 @@ static void test_outbox_read_delete(void **state)
     assert_int_equal(pv_outbox_delete_upto(f->t, UINT64_MAX, NULL), 0);
     assert_int_equal(pv_outbox_stat(f->t, &n, &last), 0);
     assert_int_equal(n, 0);
+    assert_int_equal(last, 6); /* emptied, but the numbers used are remembered */
     /* every event says when it was queued */
     char ev[1024];
     assert_int_equal(pv_visits_record(f->t, &f->b, v, 1, out), 0);
     assert_int_equal(pv_outbox_stat(f->t, &n, &last), 0);
+    assert_int_equal(last, 7); /* an emptied outbox does not renumber from 1 */
     assert_int_equal(pv_outbox_get(f->t, last, ev, sizeof(ev)), 0);
     assert_non_null(strstr(ev, "\"queued_ms\":"));
+    assert_int_equal(pv_outbox_get(f->t, 1, ev, sizeof(ev)), PV_ENOTFOUND);
+    /* nor after reopening the store */
+    assert_int_equal(pv_outbox_delete_upto(f->t, UINT64_MAX, NULL), 0);
+    pv_tenants_close(f->t);
+    assert_int_equal(pv_tenants_open(&f->t, f->dir), 0);
+    assert_int_equal(pv_visits_record(f->t, &f->a, v, 2, out), 0);
+    s = (seen_t){0};
+    assert_int_equal(pv_outbox_read(f->t, 0, 10, collect, &s, &got), 0);
+    assert_int_equal(got, 2);
+    assert_int_equal(s.seq[0], 8);
+    assert_int_equal(s.seq[1], 9);
 }
 
 static void test_bad_input_and_reopen(void **state)
