@@ -3,7 +3,7 @@
 # address, a background load of recognitions and business events that logs
 # every answer, and the checks that every acknowledged visit, event and
 # enrolment survived exactly once.
-#   needs: PV_SHARD PV_GATEWAY KEY URL S (sample photo dir), DSN + TENANT for the PostgreSQL checks
+#   needs: PV_ADMIN PV_SHARD PV_GATEWAY MIG data S (sample photo dir) DSN; URL once a gateway runs
 
 # start_shard NAME DIR [ADDR] [args...]: sets SH_PID and SH_ADDR. With ADDR (a
 # restart) it retries while the port is still held by the killed process.
@@ -27,6 +27,18 @@ start_shard() {
     sleep 0.2
   done
   pv_fail "shard $name did not start"; cat "$PV_TMP/$name.log" >&2; pv_finish
+}
+
+# fault_setup: tenant acme with a key (KEY) in the store $data, migrated into
+# DSN (TENANT: its id there), and two shards: S0, S1 (addresses), S0_PID, S1_PID.
+admin() { "$PV_ADMIN" --data-dir "$data" "$@"; }
+fault_setup() {
+  admin tenant create acme >/dev/null || pv_fail "tenant create acme"
+  KEY=$(admin key create acme 2>/dev/null | head -1)
+  admin migrate --pg "$DSN" --migrations "$MIG" >/dev/null || pv_fail "migrate"
+  TENANT=$(sql "SELECT tenant_id FROM tenants WHERE name = 'acme'")
+  start_shard s0 "$PV_TMP/s0"; S0_PID=$SH_PID; S0=$SH_ADDR
+  start_shard s1 "$PV_TMP/s1"; S1_PID=$SH_PID; S1=$SH_ADDR
 }
 
 # restart_gateway NAME ADDR [gateway args...]: starts a gateway on the fixed

@@ -15,25 +15,13 @@ PV_GATEWAY=$2
 PV_SHARD=$3
 MIG=$4
 KILLS=${PV_CRASH_KILLS:-5}
-[ -n "${PRIVID_TEST_PG:-}" ] || { echo "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)" >&2; exit 1; }
 MODELS=${PRIVID_MODELS:-$(cd "$(dirname "$0")/../../.." && pwd)/build/models/face-api-1.7.15}
 S=$MODELS/demo
 [ -f "$S/sample1.jpg" ] || { echo "sample photos missing under $S (run deploy/setup.sh)" >&2; exit 1; }
 
-DB=privid_crash_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-psql "$PRIVID_TEST_PG" -X -q -c "CREATE DATABASE $DB" || { echo "FAIL: cannot create database $DB" >&2; exit 1; }
-trap 'pv_cleanup; psql "$PRIVID_TEST_PG" -X -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1' EXIT
-DSN="$PRIVID_TEST_PG dbname=$DB"
-
+pv_pg_db privid_crash
 data="$PV_TMP/data"
-admin() { "$PV_ADMIN" --data-dir "$data" "$@"; }
-admin tenant create acme >/dev/null || pv_fail "tenant create acme"
-KEY=$(admin key create acme 2>/dev/null | head -1)
-admin migrate --pg "$DSN" --migrations "$MIG" >/dev/null || pv_fail "migrate"
-TENANT=$(sql "SELECT tenant_id FROM tenants WHERE name = 'acme'")
-
-start_shard s0 "$PV_TMP/s0"; S0_PID=$SH_PID; S0=$SH_ADDR
-start_shard s1 "$PV_TMP/s1"; S1_PID=$SH_PID; S1=$SH_ADDR
+fault_setup
 GW_ARGS=(--threads 2 --workers 2 --data-dir "$data" --models "$MODELS" --pg "$DSN"
          --shard "http://$S0" --shard "http://$S1" --shard-timeout-ms 1000)
 start_gateway gw0 "${GW_ARGS[@]}"

@@ -55,14 +55,7 @@ pv_pg_start "$pgdir/data" || { echo "FAIL: cannot start PostgreSQL" >&2; exit 1;
 PG_PORT=$PV_PG_PORT
 DSN="host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres connect_timeout=2"
 
-admin() { "$PV_ADMIN" --data-dir "$data" "$@"; }
-admin tenant create acme >/dev/null || pv_fail "tenant create acme"
-KEY=$(admin key create acme 2>/dev/null | head -1)
-admin migrate --pg "$DSN" --migrations "$MIG" >/dev/null || pv_fail "migrate"
-TENANT=$(sql "SELECT tenant_id FROM tenants WHERE name = 'acme'")
-
-start_shard s0 "$PV_TMP/s0"; S0_PID=$SH_PID; S0=$SH_ADDR
-start_shard s1 "$PV_TMP/s1"; S1_PID=$SH_PID; S1=$SH_ADDR
+fault_setup
 start_gateway gw --threads 2 --workers 2 --data-dir "$data" --models "$MODELS" --pg "$DSN" --pg-check-ms 200 \
   --shard "http://$S0" --shard "http://$S1" --shard-timeout-ms "$TIMEOUT_MS"
 URL=$GW_URL
