@@ -76,26 +76,30 @@ static slot_t *slot_for(pv_h2guard_t *g, uint64_t id, uint64_t now)
     return victim;
 }
 
+/* What libh2o's enqueue_goaway does: GOAWAY, then no new streams; it closes once the open ones are answered.
+ */
+static void goaway(pv_h2guard_t *g, h2o_http2_conn_t *conn)
+{
+    h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open,
+                                  H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
+                                  h2o_iovec_init(H2O_STRLIT("too many cancelled streams")));
+    h2o_http2_conn_request_write(conn);
+    conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
+    atomic_fetch_add_explicit(&closed_total, 1, memory_order_relaxed);
+    PV_LOG(PV_LOG_WARN, "http2 connection closed: too many cancelled streams",
+           "conn=%llu limit=%d window_ms=%llu", (unsigned long long)conn->super.id, g->limit,
+           (unsigned long long)g->window_ms);
+}
+
 /* On the loop, from the zero timer: GOAWAY to every flagged connection still open. */
 static void on_timer(h2o_timeout_entry_t *entry)
 {
     pv_h2guard_t *g = H2O_STRUCT_FROM_MEMBER(pv_h2guard_t, timer, entry);
     for (h2o_linklist_t *n = g->ctx->http2._conns.next; n != &g->ctx->http2._conns; n = n->next) {
         h2o_http2_conn_t *conn = H2O_STRUCT_FROM_MEMBER(h2o_http2_conn_t, _conns, n);
-        for (int i = 0; i < g->npending; i++) {
-            if (conn->super.id != g->pending[i] || conn->state != H2O_HTTP2_CONN_STATE_OPEN)
-                continue;
-            h2o_http2_encode_goaway_frame(&conn->_write.buf, conn->pull_stream_ids.max_open,
-                                          H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM,
-                                          h2o_iovec_init(H2O_STRLIT("too many cancelled streams")));
-            h2o_http2_conn_request_write(conn);
-            /* no new streams; libh2o closes the connection once the open ones are answered */
-            conn->state = H2O_HTTP2_CONN_STATE_HALF_CLOSED;
-            atomic_fetch_add_explicit(&closed_total, 1, memory_order_relaxed);
-            PV_LOG(PV_LOG_WARN, "http2 connection closed: too many cancelled streams",
-                   "conn=%llu limit=%d window_ms=%llu", (unsigned long long)conn->super.id, g->limit,
-                   (unsigned long long)g->window_ms);
-        }
+        for (int i = 0; i < g->npending; i++)
+            if (conn->super.id == g->pending[i] && conn->state == H2O_HTTP2_CONN_STATE_OPEN)
+                goaway(g, conn);
     }
     g->npending = 0;
 }
@@ -117,10 +121,11 @@ static void on_req_dispose(void *p)
         s->window_start = now;
         s->cancelled = 0;
     }
-    if (++s->cancelled <= g->limit || s->closing || g->npending == PENDING_MAX)
+    if (++s->cancelled <= g->limit || s->closing)
         return;
-    s->closing = 1;
-    g->pending[g->npending++] = conn->super.id;
+    s->closing = 1; /* the next request it opens triggers the GOAWAY; else the timer does */
+    if (g->npending < PENDING_MAX)
+        g->pending[g->npending++] = conn->super.id;
     if (!h2o_timeout_is_linked(&g->timer))
         h2o_timeout_link(g->ctx->loop, &g->ctx->zero_timeout, &g->timer);
 }
@@ -129,6 +134,19 @@ void pv_h2guard_track(pv_h2guard_t *g, h2o_req_t *req)
 {
     if (g == NULL || req->version < 0x200)
         return;
+    /* a flagged connection whose frames are still being parsed: GOAWAY now (a request handler may
+     * write to its connection), so the rest of what it sent in this read is ignored, not served */
+    h2o_http2_conn_t *conn = (h2o_http2_conn_t *)req->conn;
+    if (g->limit > 0 && conn->state == H2O_HTTP2_CONN_STATE_OPEN) {
+        for (int i = 0; i < PROBES; i++) {
+            slot_t *s = &g->slots[(conn->super.id + (uint64_t)i) & (SLOTS - 1)];
+            if (s->conn_id == conn->super.id) {
+                if (s->closing)
+                    goaway(g, conn);
+                break;
+            }
+        }
+    }
     track_t *t = h2o_mem_alloc_shared(&req->pool, sizeof(*t), on_req_dispose);
     t->g = g;
     t->req = req;
