@@ -88,6 +88,9 @@ check(len(RA) == len(RB) == 9, "nine reports each")
 for ra, rb in zip(RA, RB):
     check(ra["body"] == rb["body"], "report %s differs:\n  a: %s\n  b: %s" % (ra["name"], json.dumps(ra["body"]),
                                                                               json.dumps(rb["body"])))
+    if "data" not in (ra["body"] or {}):
+        check(False, "report %s has no data" % ra["name"])
+        continue
     if ra["name"].startswith("summary"):
         loc = ra["name"].partition("location=")[2]
         d = ra["body"]["data"]
