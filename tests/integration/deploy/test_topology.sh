@@ -27,14 +27,10 @@ REPO=$(cd "$HERE/../../.." && pwd)
 MODELS=${PRIVID_MODELS:-$REPO/build/models/face-api-1.7.15}
 S=$MODELS/demo
 [ -f "$S/sample6.jpg" ] || { echo "FAIL: sample photos missing under $S (run deploy/setup.sh)" >&2; exit 1; }
-[ -n "${PRIVID_TEST_PG:-}" ] || { echo "FAIL: PRIVID_TEST_PG is not set (a PostgreSQL DSN where the test may create databases)" >&2; exit 1; }
-
-suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-DBA=privid_topo_a_$suffix DBB=privid_topo_b_$suffix
-admin_sql() { psql "$PRIVID_TEST_PG" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-admin_sql "CREATE DATABASE $DBA" && admin_sql "CREATE DATABASE $DBB" || { echo "FAIL: cannot create databases" >&2; exit 1; }
-trap 'pv_cleanup; admin_sql "DROP DATABASE IF EXISTS $DBA WITH (FORCE)" >/dev/null 2>&1; admin_sql "DROP DATABASE IF EXISTS $DBB WITH (FORCE)" >/dev/null 2>&1' EXIT
-DSNA="$PRIVID_TEST_PG dbname=$DBA" DSNB="$PRIVID_TEST_PG dbname=$DBB"
+# two throwaway databases, one per topology
+pv_pg_db privid_topo_a; DBA=$DB DSNA=$DSN
+pv_pg_db privid_topo_b; DBB=$DB DSNB=$DSN
+trap 'pv_cleanup; for d in $DBA $DBB; do pv_admin_sql "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1; done' EXIT
 
 # one tenant and key; B's store is a byte copy of A's (same tenant id, pseudonym secret, key)
 "$PV_ADMIN" --data-dir "$PV_TMP/a" tenant create acme >/dev/null || pv_fail "tenant create"
