@@ -266,6 +266,8 @@ const pv_opt_t pv_gateway_options[] = {
     {"queue-timeout-ms", "PRIVID_QUEUE_TIMEOUT_MS", PV_OPT_INT,
      offsetof(pv_gateway_config_t, queue_timeout_ms), "5000", 0, 600000,
      "a job that waited longer for a worker is answered 503 instead of run (0 = never)"},
+    {"console-dir", "PRIVID_CONSOLE_DIR", PV_OPT_STRING, offsetof(pv_gateway_config_t, console_dir), NULL, 0, 0,
+     "the built web console served at / (default: <bin>/../console, which deploy/setup.sh builds; 'off' = none)"},
     {NULL, NULL, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -317,7 +319,7 @@ static int listen_one(int *fd, int *is_tls, const char *spec, int have_tls)
     int ret = pv_net_listen(fd, addr, bound, sizeof(bound));
     if (ret != 0) {
         PV_LOG(PV_LOG_ERROR, "cannot listen", "addr=\"%s\" err=\"%s\"", spec,
-               ret == PV_EINVAL ? "expected [http://|https://]HOST:PORT" : pv_strerror(ret));
+               ret == PV_EINVAL ? "expected HOST:PORT, http://HOST:PORT or https://HOST:PORT" : pv_strerror(ret));
         return ret;
     }
     PV_LOG(PV_LOG_INFO, "listening", "addr=%s url=%s://%s/", bound, *is_tls ? "https" : "http", bound);
