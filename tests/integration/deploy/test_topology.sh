@@ -48,16 +48,18 @@ done
 mkdir -p "$PV_TMP/s0" "$PV_TMP/s1" "$PV_TMP/s2"
 SHARDS=()
 SHARD_URLS=()
+SHARD_PIDS=()
 for i in 0 1 2; do
   start_shard "s$i" "$PV_TMP/s$i" localhost
+  SHARD_PIDS+=("$SH_PID")
   SHARDS+=("http://localhost:${SH_ADDR##*:}")
   SHARD_URLS+=(--shard "http://localhost:${SH_ADDR##*:}")
 done
 start_gateway single --threads 1 --workers 2 --data-dir "$PV_TMP/a" --models "$MODELS" --pg "$DSNA"
-A=$GW_URL
+A=$GW_URL A_PID=$GW_PID
 start_gateway cluster --threads 1 --workers 2 --data-dir "$PV_TMP/b" --models "$MODELS" --pg "$DSNB" \
   "${SHARD_URLS[@]}" --shard-timeout-ms 5000
-B=$GW_URL
+B=$GW_URL B_PID=$GW_PID
 "$REPO/deploy/docker/healthcheck.sh" "${B##*:}" /readyz; check_eq "the containers' health check on the cluster gateway" 0 "$?"
 
 # the stream: originals, then two variants of each photo (the whole frame, transformed)
@@ -152,6 +154,10 @@ done > "$PV_TMP/shard-stats.jsonl"
 
 python3 "$HERE/compare_topology.py" "$PV_TMP/out" "$PV_TMP/rep" "$PV_TMP/shard-stats.jsonl"
 check_eq "answers, visitors and reports of the two topologies" 0 "$?"
+# every process stops cleanly (under sanitizers: nothing leaked)
+for pid in "$A_PID" "$B_PID" "${SHARD_PIDS[@]}"; do
+  stop_pid "$pid"; check_eq "process $pid exits cleanly" 0 "$?"
+done
 for side in a b; do
   ls "$PV_TMP/out/$side" | wc -l | xargs -I{} echo "$side: {} answers compared"
 done
