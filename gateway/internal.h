@@ -128,6 +128,11 @@ int pv_route_report(h2o_req_t *req, const pv_auth_t *auth, int route);
 /* openapi.c: GET /openapi.json, the embedded API reference (public, cacheable). */
 int pv_route_openapi(h2o_req_t *req, const pv_auth_t *auth, int route);
 
+/* static.c: the web console's files for GET/HEAD outside /v1/; returns 1 when it answered, 0 when the
+ * request is not its (the caller answers). pv_static_path_ok: whether a path (no leading slash) is servable. */
+int pv_static_serve(h2o_req_t *req);
+int pv_static_path_ok(const char *p, size_t len);
+
 /* routes.c: the single handler on "/" that dispatches every request. */
 int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req);
 /* Registers the route names with the metrics; once, before serving. */

@@ -402,6 +402,8 @@ int pv_routes_handle(h2o_handler_t *self, h2o_req_t *req)
                            (int)(req->method.len > 16 ? 16 : req->method.len), req->method.base);
         return finish(req, (int)(path_match - routes));
     }
+    if (pv_static_serve(req)) /* the web console (GET/HEAD outside /v1/) */
+        return finish(req, -1);
     pv_http_send_error(req, 404, "not_found", "no such route");
     return finish(req, -1);
 }

@@ -1,0 +1,204 @@
+// Browser test of the web console: headless Chromium (Debian's chromium)
+// driven by playwright-core against a gateway the shell wrapper started.
+//   node console.mjs   (env: GW_URL, API_KEY, SAMPLE, ARTIFACTS, NPM_DIR, EXPECT_FACES)
+// Scenarios: a bad key shows the API's 401 message; sign in; upload a sample
+// photo and see its faces, boxes and visitor IDs; open a visitor and erase
+// it (then the API answers 404); the dashboard shows the same figures as the
+// report endpoints (fetched here with the same query); the reference page
+// lists the OpenAPI routes. Screenshots go to ARTIFACTS.
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const { GW_URL, API_KEY, SAMPLE, ARTIFACTS, NPM_DIR } = process.env;
+const { chromium } = createRequire(join(NPM_DIR, 'package.json'))('playwright-core');
+
+let fails = 0;
+let checks = 0;
+function check(what, expected, actual) {
+  if (String(expected) === String(actual)) checks++;
+  else { fails++; console.error(`FAIL: ${what}: expected [${expected}], got [${actual}]`); }
+}
+function checkTrue(what, cond, detail = '') {
+  if (cond) checks++;
+  else { fails++; console.error(`FAIL: ${what} ${detail}`); }
+}
+async function api(path, opts = {}) {
+  const res = await fetch(GW_URL + path, { ...opts, headers: { Authorization: `Bearer ${API_KEY}`, ...(opts.headers || {}) } });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+// what the console shows for a report value
+const shown = (v, f = (x) => String(x)) => (v && typeof v === 'object' && v.suppressed ? 'suppressed' : v == null ? '—' : f(v));
+const pct = (x) => `${(x * 100).toFixed(1)}%`;
+
+const profile = mkdtempSync(join(tmpdir(), 'privid-chromium-'));
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1200, height: 900 },
+});
+const cspViolations = [];
+const consoleErrors = [];
+try {
+  const page = browser.pages()[0] || await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('response', (r) => { if (r.status() >= 400) consoleErrors.push(`${r.status()} ${r.url()}`); });
+  await page.exposeFunction('pvCsp', (v) => cspViolations.push(v));
+  await page.addInitScript(() => document.addEventListener('securitypolicyviolation',
+    (e) => window.pvCsp(`${e.violatedDirective} ${e.blockedURI}`)));
+  page.setDefaultTimeout(20000);
+
+  // ---- a bad key shows the API's error, and nothing is stored
+  await page.goto(`${GW_URL}/`);
+  await page.getByLabel('API key').fill('pvk_0123456789abcdef.wrongsecretwrongsecretwrongsecret');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const err = page.getByTestId('error');
+  await err.waitFor({ state: 'visible' });
+  const errText = await err.textContent();
+  checkTrue('bad key: 401 message shown', /refused \(401/.test(errText), errText);
+  const direct = await fetch(`${GW_URL}/v1/whoami`, { headers: { Authorization: 'Bearer pvk_0123456789abcdef.wrongsecretwrongsecretwrongsecret' } });
+  const directBody = await direct.json();
+  checkTrue('bad key: the API\'s own message shown', errText.includes(directBody.error.message), `${errText} / ${directBody.error.message}`);
+  check('bad key: not kept', null, await page.evaluate(() => sessionStorage.getItem('privid.apiKey')));
+  await page.screenshot({ path: join(ARTIFACTS, 'bad-key.png') });
+
+  // ---- sign in
+  await page.getByLabel('API key').fill(API_KEY);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Try it' }).waitFor();
+  checkTrue('signed in: tenant shown', /acme/.test(await page.getByTestId('tenant').textContent()));
+  check('key only in session storage', API_KEY, await page.evaluate(() => sessionStorage.getItem('privid.apiKey')));
+  check('key not in local storage', 0, await page.evaluate(() => localStorage.length));
+
+  // ---- upload a sample photo: its faces with boxes and visitor IDs
+  const ref = await api('/v1/identify', { method: 'POST', headers: { 'Content-Type': 'image/jpeg' }, body: await (await import('node:fs')).promises.readFile(SAMPLE) });
+  await page.getByLabel('Photo (JPEG or PNG)').setInputFiles(SAMPLE);
+  await page.locator('#location').fill('console-test');
+  await page.getByRole('button', { name: 'Recognize' }).click();
+  const rows = page.getByTestId('faces').locator('tbody tr');
+  await rows.first().waitFor();
+  const nfaces = await rows.count();
+  check('faces shown = faces the API finds', ref.body.faces.length, nfaces);
+  checkTrue('at least one face', nfaces >= 1);
+  const ids = await page.locator('a.visitor-link').allTextContents();
+  check('every face has a visitor ID', nfaces, ids.filter((v) => /^vis_[A-Za-z0-9_-]{22}$/.test(v)).length);
+  const known = ref.body.faces.filter((f) => f.status === 'returning').map((f) => f.visitor).sort();
+  const statuses = await rows.locator('td:nth-child(3)').allTextContents();
+  check('returning faces keep their visitor IDs', known.join(','),
+    ids.filter((_, i) => statuses[i] === 'returning').sort().join(','));
+  const timings = await page.getByTestId('timings').locator('dt').allTextContents();
+  checkTrue('per-stage timings shown', ['decode', 'detect', 'embed', 'match', 'total'].every((t) => timings.includes(t)), timings.join(','));
+  const canvas = await page.locator('#preview').evaluate((c) => [c.width, c.height]);
+  check('preview at image size', `${ref.body.image.width}x${ref.body.image.height}`, canvas.join('x'));
+  await page.screenshot({ path: join(ARTIFACTS, 'try-it.png'), fullPage: true });
+
+  // identify only: /v1/identify, no new visit (visit count unchanged)
+  const before = (await api(`/v1/visitors/${ids[0]}`)).body.visits;
+  await page.getByLabel(/Identify only/).check();
+  await page.getByRole('button', { name: 'Recognize' }).click();
+  await page.waitForResponse((r) => r.url().includes('/v1/identify'));
+  await rows.first().waitFor();
+  check('identify only: no visit recorded', before, (await api(`/v1/visitors/${ids[0]}`)).body.visits);
+
+  // ---- open a visitor and erase it
+  await page.locator('a.visitor-link').first().click();
+  await page.getByTestId('v-id').waitFor();
+  const vid = ids[0];
+  const v = (await api(`/v1/visitors/${vid}`)).body;
+  check('visitor page: id', vid, await page.getByTestId('v-id').textContent());
+  check('visitor page: visits', v.visits, await page.getByTestId('v-visits').textContent());
+  check('visitor page: first seen', v.first_seen, await page.getByTestId('v-first').textContent());
+  check('visitor page: last seen', v.last_seen, await page.getByTestId('v-last').textContent());
+  await page.screenshot({ path: join(ARTIFACTS, 'visitor.png') });
+  page.once('dialog', (d) => d.accept());
+  await page.getByRole('button', { name: 'Erase this visitor' }).click();
+  await page.getByText(`Visitor ${vid} was erased.`).waitFor();
+  check('erased: the API no longer knows it', 404, (await api(`/v1/visitors/${vid}`)).status);
+
+  // ---- dashboard = report endpoints (same query as the page's default range)
+  await page.getByRole('link', { name: 'Dashboard' }).click();
+  await page.getByTestId('s-visits').waitFor();
+  await page.locator('#s-visits:not(:empty)').waitFor(); // (waitForFunction would need eval, which the CSP forbids)
+  const from = await page.getByLabel('From').inputValue();
+  const toDay = await page.getByLabel('To (inclusive)').inputValue();
+  const to = new Date(new Date(`${toDay}T00:00:00Z`).getTime() + 86400000).toISOString().replace('.000Z', 'Z');
+  const q = `from=${from}T00:00:00Z&to=${to}`;
+  const sum = (await api(`/v1/analytics/summary?${q}`)).body.data;
+  const conv = (await api(`/v1/analytics/conversion?${q}`)).body.data;
+  const ret = (await api(`/v1/analytics/retention?${q}`)).body.data;
+  const freq = (await api(`/v1/analytics/frequency?${q}`)).body.data;
+  checkTrue('seeded visits are visible (not suppressed, > 0)', typeof sum.visits === 'number' && sum.visits > 0, JSON.stringify(sum));
+  check('dashboard: visits', shown(sum.visits), await page.getByTestId('s-visits').textContent());
+  check('dashboard: visitors', shown(sum.visitors), await page.getByTestId('s-visitors').textContent());
+  check('dashboard: new', shown(sum.new_visitors), await page.getByTestId('s-new').textContent());
+  check('dashboard: returning', shown(sum.returning_visitors), await page.getByTestId('s-returning').textContent());
+  check('dashboard: repeat rate', shown(sum.repeat_visit_rate, pct), await page.getByTestId('s-repeat').textContent());
+  for (const seg of ['all', 'new', 'returning']) {
+    const cells = await page.locator(`#conversion tr[data-segment="${seg}"] td`).allTextContents();
+    check(`conversion ${seg}: visitors`, shown(conv[seg].visitors), cells[0]);
+    check(`conversion ${seg}: buyers`, shown(conv[seg].buyers), cells[1]);
+    check(`conversion ${seg}: rate`, shown(conv[seg].conversion_rate, pct), cells[2]);
+    const rev = conv[seg].revenue.map((r) => shown(r.per_visitor_minor, (x) => `${(x / 100).toFixed(2)} ${r.currency}`)).join(' ');
+    check(`conversion ${seg}: revenue per visitor`, rev || '—', cells[3].trim());
+  }
+  checkTrue('purchases seeded: revenue shown', /EUR/.test(await page.locator('#conversion').textContent()));
+  const cohortRows = await page.locator('#retention tbody tr').count();
+  check('retention: one row per cohort', Math.max(1, ret.cohorts.length), cohortRows);
+  for (let i = 0; i < ret.cohorts.length; i++) {
+    const cells = await page.locator('#retention tbody tr').nth(i).locator('td').allTextContents();
+    check(`retention cohort ${i}: size`, shown(ret.cohorts[i].size), cells[0]);
+    for (let w = 1; w < ret.cohorts[i].weeks.length; w++) {
+      const want = ret.cohorts[i].weeks[w];
+      checkTrue(`retention cohort ${i} week ${w}`, shown(want) === 'suppressed' ? cells[w] === 'suppressed' : cells[w].startsWith(`${want} (`), `[${want}] vs [${cells[w]}]`);
+    }
+  }
+  const freqSup = freq.distribution.filter((d) => d.visitors && d.visitors.suppressed).map((d) => d.visits);
+  const cap = await page.locator('#c-freq').locator('xpath=..').locator('figcaption').textContent();
+  check('frequency: suppressed buckets named', freqSup.length ? `suppressed: ${freqSup.join(', ')}` : 'none',
+    freqSup.length ? cap.replace(/.*— /, '') : (cap.includes('suppressed') ? 'some' : 'none'));
+  checkTrue('charts drawn (canvas sized)', (await page.locator('#c-time').evaluate((c) => c.width)) > 0);
+  await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+  // location filter: another location's reports
+  await page.locator('#d-location').fill('console-test');
+  await page.getByRole('button', { name: 'Show' }).click();
+  const sumLoc = (await api(`/v1/analytics/summary?${q}&location=console-test`)).body.data;
+  await page.locator('#s-visits', { hasText: new RegExp(`^${shown(sumLoc.visits)}$`) }).waitFor();
+  check('location filter: visits', shown(sumLoc.visits), await page.getByTestId('s-visits').textContent());
+
+  // ---- phone-sized screen: no horizontal scrolling of the page
+  await page.setViewportSize({ width: 375, height: 800 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  checkTrue('phone layout: no page-wide horizontal scroll', overflow <= 1, `overflow ${overflow}px`);
+  await page.screenshot({ path: join(ARTIFACTS, 'dashboard-phone.png'), fullPage: true });
+  await page.setViewportSize({ width: 1200, height: 900 });
+
+  // ---- reference page
+  await page.getByRole('link', { name: 'Reference' }).click();
+  const doc = await (await fetch(`${GW_URL}/openapi.json`)).json().catch(() => null);
+  if (doc && doc.paths) {
+    const n = Object.values(doc.paths).reduce((a, ops) => a + Object.keys(ops).filter((m) => ['get', 'post', 'put', 'delete', 'patch', 'head'].includes(m)).length, 0);
+    await page.getByTestId('reference').locator('tbody tr').first().waitFor();
+    check('reference: every operation listed', n, await page.getByTestId('reference').locator('tbody tr').count());
+  }
+
+  // ---- sign out clears the key
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  check('signed out: key cleared', null, await page.evaluate(() => sessionStorage.getItem('privid.apiKey')));
+
+  check('no Content-Security-Policy violations', '', cspViolations.join('; '));
+  check('no console errors or failed requests but the bad key\'s 401', '', consoleErrors.filter((e) => !/^Failed to load resource/.test(e) && !/^401 .*\/v1\/whoami$/.test(e)).join('; '));
+} catch (e) {
+  fails++;
+  console.error(`FAIL: ${e.stack || e}`);
+  try { await browser.pages()[0].screenshot({ path: join(ARTIFACTS, 'failure.png'), fullPage: true }); } catch (_) { /* ignore */ }
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(`${checks} checks passed, ${fails} failed`);
+process.exit(fails ? 1 : 0);
