@@ -4,11 +4,12 @@
  * database on the PostgreSQL given by DSN, once per delivery method (multi-row
  * INSERT over a jsonb array, COPY + INSERT ... SELECT, pipeline mode), from
  * the same outbox snapshot each time. Also times the outbox append that a
- * recognition adds to the API (one visit, one LMDB transaction). Prints one
- * JSON line per figure.
+ * recognition adds to the API (one visit, one LMDB transaction) and, for
+ * comparison, one fdatasync on the same disk. Prints one JSON line per figure.
  *   bench_writer DSN [N=200000] [BATCH=1000] [MIGRATIONS_DIR]
  * The database privid_bench_<pid> is created on DSN's server and dropped.
  */
+#include <fcntl.h>
 #include <ftw.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -122,6 +123,26 @@ int main(int argc, char **argv)
     printf("{\"bench\":\"outbox_append\",\"visits\":%d,\"p50_ms\":%.4f,\"p99_ms\":%.4f}\n", LAT, lat[LAT / 2],
            lat[LAT * 99 / 100]);
     pv_outbox_delete_upto(t, UINT64_MAX, NULL);
+    /* the floor under any durable append: one fdatasync of 4 KiB beside the store
+     * (an LMDB commit syncs twice: its data pages, then its meta page) */
+    char probe[128];
+    snprintf(probe, sizeof(probe), "%s/fsync.probe", dir);
+    int fd = open(probe, O_CREAT | O_RDWR, 0600);
+    if (fd >= 0) {
+        static char page[4096];
+        for (int i = 0; i < LAT; i++) {
+            double s = now_s();
+            if (pwrite(fd, page, sizeof(page), (off_t)(i % 64) * 4096) != (ssize_t)sizeof(page) ||
+                fdatasync(fd) != 0)
+                break;
+            lat[i] = (now_s() - s) * 1e3;
+        }
+        close(fd);
+        unlink(probe);
+        qsort(lat, LAT, sizeof(lat[0]), cmp_double);
+        printf("{\"bench\":\"fdatasync_4k\",\"runs\":%d,\"p50_ms\":%.4f,\"p99_ms\":%.4f}\n", LAT,
+               lat[LAT / 2], lat[LAT * 99 / 100]);
+    }
 
     /* the outbox: N visits, PV_VISITS_MAX per transaction (as many faces in one image) */
     for (long i = 0; i < n;) {
