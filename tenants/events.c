@@ -440,7 +440,8 @@ int pv_events_prune(pv_tenants_t *t, int64_t now_ms, size_t max, size_t *pruned)
     /* the retention periods first, in their own read transaction */
     if ((rc = pv_tenants_list(t, &tenants, &ntenants)) != 0)
         return rc;
-    qsort(tenants, ntenants, sizeof(*tenants), cmp_tenant_id);
+    if (ntenants > 1)
+        qsort(tenants, ntenants, sizeof(*tenants), cmp_tenant_id);
     if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0 ||
         (rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->event_ids, &c))) != 0)
         goto out;
@@ -449,7 +450,8 @@ int pv_events_prune(pv_tenants_t *t, int64_t now_ms, size_t max, size_t *pruned)
         if (key.mv_size < 8 || val.mv_size != 16)
             continue; /* not ours: left alone */
         pv_tenant_t probe = {.id = get_be64(key.mv_data)};
-        const pv_tenant_t *tn = bsearch(&probe, tenants, ntenants, sizeof(*tenants), cmp_tenant_id);
+        const pv_tenant_t *tn =
+            ntenants > 0 ? bsearch(&probe, tenants, ntenants, sizeof(*tenants), cmp_tenant_id) : NULL;
         int64_t ts_ms = (int64_t)get_be64((const uint8_t *)val.mv_data + 8);
         if (tn != NULL && ts_ms >= now_ms - (int64_t)tn->retention_days * DAY_MS)
             continue;
