@@ -80,13 +80,12 @@ async function signIn(key) {
   }
 }
 
+// Sign-out forgets the key and reloads the page, so nothing the previous key
+// fetched (photos, visitors, figures) stays on screen for the next one.
 function signOut() {
   sessionStorage.removeItem(KEY);
-  $('tenant').textContent = '';
-  $('apikey').value = '';
-  clearError();
-  location.hash = '';
-  route();
+  history.replaceState(null, '', '/');
+  location.reload();
 }
 
 const VIEWS = ['signin', 'try', 'visitor', 'dashboard', 'reference'];

@@ -1,17 +1,18 @@
 // Browser test of the web console: headless Chromium (Debian's chromium)
 // driven by playwright-core against a gateway the shell wrapper started.
-//   node console.mjs   (env: GW_URL, API_KEY, SAMPLE, ARTIFACTS, NPM_DIR, EXPECT_FACES)
+//   node console.mjs   (env: GW_URL, API_KEY, SLOW_KEY, SAMPLE, ARTIFACTS, NPM_DIR)
 // Scenarios: a bad key shows the API's 401 message; sign in; upload a sample
 // photo and see its faces, boxes and visitor IDs; open a visitor and erase
 // it (then the API answers 404); the dashboard shows the same figures as the
 // report endpoints (fetched here with the same query); the reference page
-// lists the OpenAPI routes. Screenshots go to ARTIFACTS.
+// lists the OpenAPI routes; a rate-limited key (SLOW_KEY) shows the 429.
+// Screenshots go to ARTIFACTS.
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const { GW_URL, API_KEY, SAMPLE, ARTIFACTS, NPM_DIR } = process.env;
+const { GW_URL, API_KEY, SLOW_KEY, SAMPLE, ARTIFACTS, NPM_DIR } = process.env;
 const { chromium } = createRequire(join(NPM_DIR, 'package.json'))('playwright-core');
 
 let fails = 0;
@@ -113,10 +114,20 @@ try {
   check('visitor page: first seen', v.first_seen, await page.getByTestId('v-first').textContent());
   check('visitor page: last seen', v.last_seen, await page.getByTestId('v-last').textContent());
   await page.screenshot({ path: join(ARTIFACTS, 'visitor.png') });
+  // the erasure reaches the reports through the writer: note the figures before, wait for the change after
+  const day = (t) => new Date(t).toISOString().slice(0, 10);
+  const defaultQ = `from=${day(Date.now() - 27 * 86400000)}T00:00:00Z&to=${day(Date.now() + 86400000)}T00:00:00Z`;
+  const visitsBefore = (await api(`/v1/analytics/summary?${defaultQ}`)).body.data.visits;
   page.once('dialog', (d) => d.accept());
   await page.getByRole('button', { name: 'Erase this visitor' }).click();
   await page.getByText(`Visitor ${vid} was erased.`).waitFor();
   check('erased: the API no longer knows it', 404, (await api(`/v1/visitors/${vid}`)).status);
+  let visitsAfter = visitsBefore;
+  for (let i = 0; i < 100 && visitsAfter === visitsBefore; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    visitsAfter = (await api(`/v1/analytics/summary?${defaultQ}`)).body.data.visits;
+  }
+  checkTrue('erased: its visits leave the reports', visitsAfter < visitsBefore, `${visitsBefore} -> ${visitsAfter}`);
 
   // ---- dashboard = report endpoints (same query as the page's default range)
   await page.getByRole('link', { name: 'Dashboard' }).click();
@@ -126,6 +137,7 @@ try {
   const toDay = await page.getByLabel('To (inclusive)').inputValue();
   const to = new Date(new Date(`${toDay}T00:00:00Z`).getTime() + 86400000).toISOString().replace('.000Z', 'Z');
   const q = `from=${from}T00:00:00Z&to=${to}`;
+  check('dashboard: default range', defaultQ, q);
   const sum = (await api(`/v1/analytics/summary?${q}`)).body.data;
   const conv = (await api(`/v1/analytics/conversion?${q}`)).body.data;
   const ret = (await api(`/v1/analytics/retention?${q}`)).body.data;
@@ -189,9 +201,20 @@ try {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   check('signed out: key cleared', null, await page.evaluate(() => sessionStorage.getItem('privid.apiKey')));
+  check('signed out: the dashboard\'s figures are gone', '', await page.getByTestId('s-visits').textContent());
 
   check('no Content-Security-Policy violations', '', cspViolations.join('; '));
   check('no console errors or failed requests but the bad key\'s 401', '', consoleErrors.filter((e) => !/^Failed to load resource/.test(e) && !/^401 .*\/v1\/whoami$/.test(e)).join('; '));
+
+  // ---- rate limited: a key of a tenant allowed 1 request per minute (burst 3) gets 429 on the dashboard
+  await page.getByLabel('API key').fill(SLOW_KEY);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Try it' }).waitFor();
+  await page.getByRole('link', { name: 'Dashboard' }).click();
+  await err.waitFor({ state: 'visible' });
+  const slowText = await err.textContent();
+  checkTrue('429 shown as rate limited with its Retry-After', /^Rate limited \(429\): .*per minute.*Retry in \d+ s\./.test(slowText), slowText);
+  await page.screenshot({ path: join(ARTIFACTS, 'rate-limited.png') });
 } catch (e) {
   fails++;
   console.error(`FAIL: ${e.stack || e}`);

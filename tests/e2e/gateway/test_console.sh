@@ -30,6 +30,9 @@ admin tenant create acme >/dev/null || pv_fail "tenant create acme"
 KEY=$(admin key create acme | head -1)
 admin migrate --pg "$DSN" --migrations "$MIG" >/dev/null || pv_fail "migrate"
 admin tenant update acme --k-anon 2 --pg "$DSN" >/dev/null || pv_fail "k-anon 2"
+admin tenant create slow >/dev/null || pv_fail "tenant create slow"
+admin tenant update slow --rate 1 --burst 3 >/dev/null || pv_fail "tenant update slow --rate 1"
+SLOW_KEY=$(admin key create slow | head -1)
 
 start_gateway main --threads 2 --workers 2 --data-dir "$data" --models "$MODELS" --pg "$DSN" --console-dir "$CONSOLE"
 URL=$GW_URL
@@ -68,6 +71,6 @@ check_eq "visits and purchases in PostgreSQL" "$faces 3" \
   "$(psql "$DSN" -X -At -c "SELECT (SELECT count(*) FROM visits) || ' ' || (SELECT count(*) FROM events)")"
 
 # ---- the browser scenarios
-GW_URL=$URL API_KEY=$KEY SAMPLE=$S/sample1.jpg ARTIFACTS=$ARTIFACTS NPM_DIR=$NPM_DIR \
+GW_URL=$URL API_KEY=$KEY SLOW_KEY=$SLOW_KEY SAMPLE=$S/sample1.jpg ARTIFACTS=$ARTIFACTS NPM_DIR=$NPM_DIR \
   node "$(dirname "$0")/console.mjs" && pv_ok || pv_fail "browser scenarios (screenshots in $ARTIFACTS)"
 pv_finish
