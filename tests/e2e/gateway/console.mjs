@@ -52,8 +52,26 @@ try {
     (e) => window.pvCsp(`${e.violatedDirective} ${e.blockedURI}`)));
   page.setDefaultTimeout(20000);
 
-  // ---- a bad key shows the API's error, and nothing is stored
+  // ---- the CSP is enforced: an injected inline script and inline style are refused (and reported)
   await page.goto(`${GW_URL}/`);
+  const injected = await page.evaluate(async () => {
+    const s = document.createElement('script');
+    s.textContent = 'window.pvInline = 1';
+    document.head.append(s);
+    const st = document.createElement('style');
+    st.textContent = 'body { display: none }';
+    document.head.append(st);
+    await new Promise((r) => setTimeout(r, 200));
+    return [window.pvInline === undefined, getComputedStyle(document.body).display !== 'none'];
+  });
+  check('CSP: inline script and style refused', 'true,true', injected.join(','));
+  await page.waitForTimeout(200);
+  checkTrue('CSP: the refusals were reported', cspViolations.some((v) => v.startsWith('script-src')) &&
+    cspViolations.some((v) => v.startsWith('style-src')), cspViolations.join('; '));
+  cspViolations.length = 0;
+  consoleErrors.length = 0; // (the two refusals above are logged as errors too)
+
+  // ---- a bad key shows the API's error, and nothing is stored
   await page.getByLabel('API key').fill('pvk_0123456789abcdef.wrongsecretwrongsecretwrongsecret');
   await page.getByRole('button', { name: 'Sign in' }).click();
   const err = page.getByTestId('error');
