@@ -643,6 +643,30 @@ out:
 
 /* ---- keys ---- */
 
+/* Reads key idb's record (and its stored hash) inside txn: PV_ENOTFOUND, PV_EFORMAT. */
+static int key_get_txn(pv_tenants_t *t, MDB_txn *txn, const uint8_t idb[KEY_ID_BYTES], pv_key_info_t *ki,
+                       uint8_t hash[HASH_LEN])
+{
+    MDB_val k = {KEY_ID_BYTES, (void *)idb}, v;
+    int rc = pv_tenants_lmdb_err(mdb_get(txn, t->keys, &k, &v));
+    return rc != 0 ? rc : key_decode(ki, hash, &v);
+}
+
+/* Writes key idb's record back (in the current version) and commits; txn is gone afterwards. */
+static int key_put_commit(pv_tenants_t *t, MDB_txn *txn, const uint8_t idb[KEY_ID_BYTES],
+                          const pv_key_info_t *ki, const uint8_t hash[HASH_LEN])
+{
+    uint8_t rec[KEY_REC_SIZE];
+    key_encode(rec, ki, hash);
+    MDB_val k = {KEY_ID_BYTES, (void *)idb}, v = {sizeof(rec), rec};
+    int rc = pv_tenants_lmdb_err(mdb_put(txn, t->keys, &k, &v, 0));
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return pv_tenants_lmdb_err(mdb_txn_commit(txn));
+}
+
 /*
  * Adds a key for an existing tenant inside txn: 256 random bits of secret
  * (only its SHA-256 is stored) under a random 64-bit id. *ki gets the record
@@ -724,10 +748,9 @@ int pv_keys_rotate(pv_tenants_t *t, pv_key_info_t *out, char *text, pv_key_info_
                    int64_t grace_s)
 {
     MDB_txn *txn = NULL;
-    uint8_t idb[KEY_ID_BYTES], hash[HASH_LEN], rec[KEY_REC_SIZE];
+    uint8_t idb[KEY_ID_BYTES], hash[HASH_LEN];
     char buf[PV_KEY_TEXT_LEN + 1];
     pv_key_info_t ki, nk;
-    MDB_val v;
     int rc;
 
     if (pv_keys_id_valid(key_id) != 0 || pv_hex_decode(idb, key_id, sizeof(idb)) != 0 || grace_s < 0 ||
@@ -735,9 +758,7 @@ int pv_keys_rotate(pv_tenants_t *t, pv_key_info_t *out, char *text, pv_key_info_
         return PV_EINVAL;
     if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
         goto out;
-    MDB_val k = {sizeof(idb), idb};
-    if ((rc = pv_tenants_lmdb_err(mdb_get(txn, t->keys, &k, &v))) != 0 ||
-        (rc = key_decode(&ki, hash, &v)) != 0)
+    if ((rc = key_get_txn(t, txn, idb, &ki, hash)) != 0)
         goto out;
     int64_t now = (int64_t)time(NULL);
     /* rotating a dead key would hand out a live one for a credential already withdrawn */
@@ -754,11 +775,7 @@ int pv_keys_rotate(pv_tenants_t *t, pv_key_info_t *out, char *text, pv_key_info_
     /* the grace never extends an expiry already set (a second rotation cannot revive a key) */
     if (ki.expires_at == 0 || now + grace_s < ki.expires_at)
         ki.expires_at = now + grace_s;
-    key_encode(rec, &ki, hash);
-    MDB_val nv = {sizeof(rec), rec};
-    if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->keys, &k, &nv, 0))) != 0)
-        goto out;
-    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
+    rc = key_put_commit(t, txn, idb, &ki, hash);
     txn = NULL;
     if (rc != 0)
         goto out;
@@ -844,26 +861,20 @@ out:
 int pv_keys_revoke(pv_tenants_t *t, const char *key_id)
 {
     MDB_txn *txn = NULL;
-    uint8_t idb[KEY_ID_BYTES], hash[HASH_LEN], rec[KEY_REC_SIZE];
+    uint8_t idb[KEY_ID_BYTES], hash[HASH_LEN];
     pv_key_info_t ki;
-    MDB_val v;
     int rc;
 
     if (pv_keys_id_valid(key_id) != 0 || pv_hex_decode(idb, key_id, sizeof(idb)) != 0)
         return PV_EINVAL;
     if ((rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn))) != 0)
         goto out;
-    MDB_val k = {sizeof(idb), idb};
-    if ((rc = pv_tenants_lmdb_err(mdb_get(txn, t->keys, &k, &v))) != 0 || (rc = key_decode(&ki, hash, &v)) != 0)
+    if ((rc = key_get_txn(t, txn, idb, &ki, hash)) != 0)
         goto out;
     if (ki.revoked)
         goto out; /* idempotent: rc is 0, the abort below changes nothing */
     ki.revoked = 1;
-    key_encode(rec, &ki, hash);
-    MDB_val nv = {sizeof(rec), rec};
-    if ((rc = pv_tenants_lmdb_err(mdb_put(txn, t->keys, &k, &nv, 0))) != 0)
-        goto out;
-    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
+    rc = key_put_commit(t, txn, idb, &ki, hash);
     txn = NULL;
 out:
     if (txn != NULL)

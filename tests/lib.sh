@@ -102,3 +102,13 @@ pv_pg_db() {
   DSN="$PRIVID_TEST_PG dbname=$DB"
   sql() { psql "$DSN" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 }
+
+# pv_throwaway_db PREFIX: creates an empty database PREFIX_<random> on
+# $PRIVID_TEST_PG, dropped when the test exits; sets PV_DB and DSN.
+pv_throwaway_db() {
+  PV_DB=$1_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+  psql "$PRIVID_TEST_PG" -X -q -At -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PV_DB" ||
+    { echo "FAIL: cannot create database $PV_DB" >&2; exit 1; }
+  trap 'pv_cleanup; psql "$PRIVID_TEST_PG" -X -q -c "DROP DATABASE IF EXISTS $PV_DB WITH (FORCE)" >/dev/null 2>&1' EXIT
+  DSN="$PRIVID_TEST_PG dbname=$PV_DB"
+}

@@ -41,11 +41,7 @@ detect POST /v1/detect recognize
 "
 REPORTS="summary timeseries retention frequency conversion"
 
-DB=privid_iso_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
-admin_sql() { psql "$PRIVID_TEST_PG" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-admin_sql "CREATE DATABASE $DB" || { echo "FAIL: cannot create database $DB" >&2; exit 1; }
-trap 'pv_cleanup; admin_sql "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1' EXIT
-DSN="$PRIVID_TEST_PG dbname=$DB"
+pv_throwaway_db privid_iso
 sql() { psql "$DSN" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
 data="$PV_TMP/data"
