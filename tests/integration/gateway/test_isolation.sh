@@ -256,6 +256,13 @@ for k in bravo.recognize iso.recognize; do
 done
 check_eq "the isolated tenant does not know acme's people" "" "$(jf '[.faces[]|select(.status=="returning")]|length|select(.>0)')"
 
+# the web console (static files for any path outside the route table, no key): public, holds no tenant data
+for p in / /index.html; do
+  http GET "$URL$p"
+  check_match "console $p is public" '^(200|404)$' "$HTTP_STATUS"
+  for v in $ACME_IDS; do grep -qF -- "$v" <<<"$HTTP_BODY" && pv_fail "console $p shows acme's visitor $v" || pv_ok; done
+done
+
 # ---- acme's data is intact
 http GET "$URL/v1/visitors/$VA" -H "Authorization: Bearer ${KEY[acme.analytics]}"
 check_eq "acme's visitor still there" 200 "$HTTP_STATUS"
