@@ -90,25 +90,8 @@ mkdir -p "$build"
 cmake -S "$repo" -B "$build" "${cmake_args[@]}" > "$build/configure.log" 2>&1 || { cat "$build/configure.log" >&2; die "cmake configure failed"; }
 cmake --build "$build" -j "$(nproc)" || die "build failed"
 
-# The web console (gateway/console): npm ci of the pinned lock into
-# $build/console-npm when the lock changed, and the bundle into
-# $build/console (served by the gateway at /) when a source changed.
-console_src=$repo/gateway/console
-npm_dir=$build/console-npm
-lock_sum=$(sha256sum "$console_src/package-lock.json" | cut -d' ' -f1)
-if [ "$(cat "$npm_dir/.lock.sha256" 2>/dev/null)" != "$lock_sum" ] || [ ! -d "$npm_dir/node_modules" ]; then
-  step "installing the console's npm packages (package-lock.json) into $npm_dir"
-  mkdir -p "$npm_dir"
-  cp "$console_src/package.json" "$console_src/package-lock.json" "$npm_dir/"
-  (cd "$npm_dir" && npm ci --no-audit --no-fund) || die "npm ci (console) failed"
-  echo "$lock_sum" > "$npm_dir/.lock.sha256"
-fi
-src_sum=$(cd "$console_src" && cat build.mjs package-lock.json src/* | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$build/console/.src.sha256" 2>/dev/null)" != "$src_sum" ] || [ ! -f "$build/console/index.html" ]; then
-  step "building the web console into $build/console"
-  rm -rf "$npm_dir/src"
-  cp -r "$console_src/build.mjs" "$console_src/src" "$npm_dir/"
-  (cd "$npm_dir" && node build.mjs "$build/console") || die "console build failed"
-  echo "$src_sum" > "$build/console/.src.sha256"
-fi
+# The web console (gateway/console): npm packages of the pinned lock and the
+# bundle into $build/console (served by the gateway at /), when changed.
+step "web console"
+"$repo/gateway/console/build.sh" "$build" || die "console build failed"
 echo "setup: done; binaries in $build/bin, web console in $build/console"

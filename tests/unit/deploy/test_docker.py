@@ -92,6 +92,12 @@ for s in stages:
                 local = os.path.join(models, sub.split("/", 1)[1])
                 c.check(os.path.isdir(local) and os.listdir(local), "line %d: %s: nothing at %s here"
                         % (i.line, src, local))
+            elif rel == "build/console":
+                # built in the build stage by the same script as deploy/setup.sh here
+                c.check(any("gateway/console/build.sh /src/build" in r.rest for r in build.all("RUN")),
+                        "line %d: the build stage runs gateway/console/build.sh /src/build" % i.line)
+                c.check(os.path.isfile(os.path.join(bindir, "..", "console", "index.html")),
+                        "line %d: no console built here (build/console/index.html)" % i.line)
             else:
                 c.check(os.path.exists(os.path.join(repo, rel)), "line %d: %s is not in the repository"
                         % (i.line, src))
@@ -113,6 +119,10 @@ for name, binaries in final.items():
         if k.startswith("PRIVID_"):
             c.check(k in readable, "image %s: ENV %s is read by none of %s" % (name, k, binaries))
     c.check("/opt/privid/bin" in env.get("PATH", "").split(":"), "image %s: PATH has /opt/privid/bin" % name)
+    if name == "gateway":
+        # privid-gateway's default --console-dir is <bin>/../console
+        c.check("/opt/privid/console" in files and "PRIVID_CONSOLE_DIR" not in env,
+                "image gateway: the web console is at /opt/privid/console (<bin>/../console)")
     # non-root, numeric (so Kubernetes' runAsNonRoot can verify it), and that user exists
     user = st.last("USER")
     c.check(user is not None and re.fullmatch(r"[1-9][0-9]*(:[1-9][0-9]*)?", user.rest),
