@@ -11,6 +11,15 @@ pv_cleanup() {
   local pid
   for pid in "${PV_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${PV_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  # a failed test shows the end of its servers' logs (CI keeps nothing else)
+  if [ "$PV_FAILS" -gt 0 ]; then
+    local f
+    for f in $(find "$PV_TMP" -maxdepth 3 -name '*.log' -size +0 2>/dev/null | sort); do
+      printf '==> %s (last 40 lines)\n' "${f#"$PV_TMP"/}" >&2
+      tail -n 40 "$f" >&2
+    done
+  fi
+  [ "${PV_KEEP_TMP:-0}" = 1 ] && { echo "kept $PV_TMP" >&2; return; }
   rm -rf "$PV_TMP"
 }
 trap pv_cleanup EXIT
