@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include "common/crash.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "gateway/gateway.h"
@@ -18,6 +19,7 @@ int main(int argc, char **argv)
     if (argc == 2 && strcmp(argv[1], "--routes") == 0) /* the route table as JSON, for the API reference's test */
         return pv_gateway_print_routes(stdout) == 0 ? 0 : 1;
     pv_models_blas_init(argv); /* may re-execute with the right OpenBLAS kernels */
+    pv_crash_handler_install("privid-gateway");
     int ret = pv_config_load(&conf, pv_gateway_options, argc, argv, err, sizeof(err));
     if (ret == 1) {
         pv_config_usage(pv_gateway_options, "privid-gateway",

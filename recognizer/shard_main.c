@@ -33,6 +33,7 @@
 #include <h2o.h>
 
 #include "common/config.h"
+#include "common/crash.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/net.h"
@@ -590,6 +591,7 @@ int main(int argc, char **argv)
     shard_config_t conf;
     char err[512] = "";
     memset(&conf, 0, sizeof(conf));
+    pv_crash_handler_install("privid-shard");
     int ret = pv_config_load(&conf, options, argc, argv, err, sizeof(err));
     if (ret == 1) {
         pv_config_usage(options, "privid-shard", "Serves one PrivID gallery partition over HTTP (binary protocol).");

@@ -167,4 +167,16 @@ out=$("$PV_GATEWAY" --help); rc=$?
 check_eq "--help exit" 0 "$rc"
 check_match "--help lists variables" 'PRIVID_LISTEN' "$out"
 
+# a fatal signal is reported in the log (signal, thread, stack) before the
+# default action; under ASan the sanitizer reports instead
+if ! ldd "$PV_GATEWAY" | grep -q libasan; then
+  "$PV_GATEWAY" --listen 127.0.0.1:0 --data-dir "$data" --models off > "$PV_TMP/crash.log" 2>&1 &
+  pid=$!
+  for i in $(seq 1 100); do grep -q 'gateway started' "$PV_TMP/crash.log" && break; sleep 0.05; done
+  kill -SEGV "$pid"; wait "$pid"; rc=$?
+  check_eq "SIGSEGV: the default action follows the report (exit 128+11)" 139 "$rc"
+  check_match "SIGSEGV: reported with the program and signal" 'msg="fatal signal" program=privid-gateway signal=SIGSEGV tid=[0-9]+' "$(cat "$PV_TMP/crash.log")"
+  check_match "SIGSEGV: the stack follows" 'h2o_evloop_run|privid-gateway\(' "$(cat "$PV_TMP/crash.log")"
+fi
+
 pv_finish
