@@ -825,3 +825,51 @@ out:
     json_decref(body);
     return ret;
 }
+
+/* ---- one visitor's purchases --------------------------------------------- */
+
+int pv_report_visitor_purchases(pv_reports_t *r, json_t **out, uint64_t tenant_id, const char *visitor)
+{
+    char tenant[24];
+    int full = 0;
+    *out = NULL;
+    snprintf(tenant, sizeof(tenant), "%llu", (unsigned long long)tenant_id);
+    const char *params[2] = {tenant, visitor};
+    PGresult *res = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGconn *c = conn_get(r, &full);
+        if (c == NULL)
+            return PV_EUNAVAIL;
+        /* per currency (NULL for purchases without an amount); the index (tenant_id, visitor, ts) */
+        res = PQexecParams(c,
+                           "SELECT currency, count(*), coalesce(sum(amount_minor), 0), "
+                           "to_char(max(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
+                           "FROM events WHERE tenant_id = $1::bigint AND visitor = $2 AND type = 'purchase' "
+                           "GROUP BY currency ORDER BY currency NULLS LAST",
+                           2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK)
+            break;
+        int lost = conn_lost(c);
+        PQclear(res);
+        res = NULL;
+        if (!lost)
+            return PV_EDB;
+    }
+    if (res == NULL)
+        return PV_EUNAVAIL;
+    long long count = 0;
+    const char *last = NULL;
+    json_t *totals = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        count += ll(res, i, 1);
+        if (last == NULL || strcmp(PQgetvalue(res, i, 3), last) > 0)
+            last = PQgetvalue(res, i, 3);
+        if (!PQgetisnull(res, i, 0))
+            json_array_append_new(totals, json_pack("{s:s,s:I}", "currency", PQgetvalue(res, i, 0),
+                                                    "amount_minor", (json_int_t)ll(res, i, 2)));
+    }
+    *out = json_pack("{s:I,s:o,s:o}", "count", (json_int_t)count, "last_at",
+                     last != NULL ? json_string(last) : json_null(), "totals", totals);
+    PQclear(res);
+    return *out != NULL ? 0 : PV_ENOMEM;
+}

@@ -95,4 +95,13 @@ void pv_reports_set_rollup(pv_reports_t *r, int on);
 int pv_report_run(pv_reports_t *r, json_t **out, const pv_report_query_t *q, uint64_t tenant_id,
                   pv_report_error_t *err);
 
+/*
+ * One visitor's purchases as delivered to PostgreSQL (the tenant's own till
+ * events, so no k-anonymity): {"count":N,"last_at":"..."|null,"totals":
+ * [{"currency":"EUR","amount_minor":M},...]}. Events still in the gateway's
+ * outbox are not counted yet. PV_EUNAVAIL when PostgreSQL is unreachable or
+ * the pool is full, PV_EDB, PV_ENOMEM.
+ */
+int pv_report_visitor_purchases(pv_reports_t *r, json_t **out, uint64_t tenant_id, const char *visitor);
+
 #endif

@@ -332,11 +332,16 @@ static void run_visitor(rjob_t *j)
     }
     if (j->op == OP_VISITOR_GET) {
         rc = pv_visitor_get(gw->tenants, &tn, j->vid, j->vid_len, &v);
-        if (rc == 0)
+        if (rc == 0) {
+            /* purchases from PostgreSQL; null without one or while it is unreachable */
+            json_t *purchases = NULL;
+            if (gw->reports != NULL && pv_report_visitor_purchases(gw->reports, &purchases, j->auth.tenant_id, v.id) != 0)
+                purchases = NULL;
             answer(j, 200,
-                   json_pack("{s:s, s:o, s:o, s:I}", "visitor", v.id, "first_seen",
+                   json_pack("{s:s, s:o, s:o, s:I, s:o}", "visitor", v.id, "first_seen",
                              time_json(v.first_seen_ms), "last_seen", time_json(v.last_seen_ms), "visits",
-                             (json_int_t)v.visits));
+                             (json_int_t)v.visits, "purchases", purchases != NULL ? purchases : json_null()));
+        }
     } else {
         uint64_t gid = 0;
         size_t others = 0;

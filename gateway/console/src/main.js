@@ -224,6 +224,14 @@ async function drawResult(blob, r) {
 }
 
 // ---- Visitor -------------------------------------------------------------
+// "3 purchases, 41.50 EUR, last 2026-12-01T10:02:03.000Z"; the API gives null without its database
+function purchasesText(p) {
+  if (p == null) return 'not available (the analytics database is not reachable)';
+  if (p.count === 0) return 'none';
+  const totals = p.totals.map((t) => `${(t.amount_minor / 100).toFixed(2)} ${t.currency}`).join(' + ');
+  return `${p.count} purchase${p.count === 1 ? '' : 's'}${totals ? `, ${totals}` : ''}${p.last_at ? `, last ${p.last_at}` : ''}`;
+}
+
 async function loadVisitor(ev) {
   if (ev) ev.preventDefault();
   clearError();
@@ -236,8 +244,7 @@ async function loadVisitor(ev) {
     $('v-first').textContent = v.first_seen || '—';
     $('v-last').textContent = v.last_seen || '—';
     $('v-visits').textContent = String(v.visits);
-    $('v-purchases').textContent = Array.isArray(v.purchases)
-      ? `${v.purchases.length}` : 'not reported by the visitor API (see the dashboard for purchase figures)';
+    $('v-purchases').textContent = purchasesText(v.purchases);
     $('visitor-card').hidden = false;
   } catch (e) {
     showError(e);

@@ -131,6 +131,13 @@ try {
   check('visitor page: visits', v.visits, await page.getByTestId('v-visits').textContent());
   check('visitor page: first seen', v.first_seen, await page.getByTestId('v-first').textContent());
   check('visitor page: last seen', v.last_seen, await page.getByTestId('v-last').textContent());
+  // purchases come from PostgreSQL through GET /v1/visitors/{id} (12.50 + ... EUR seeded by test_console.sh)
+  checkTrue('visitor page: purchases from the API', v.purchases != null, JSON.stringify(v.purchases));
+  const ptext = await page.getByTestId('v-purchases').textContent();
+  if (v.purchases != null && v.purchases.count === 0) check('visitor page: no purchases', 'none', ptext);
+  else if (v.purchases != null)
+    checkTrue('visitor page: purchases and total', ptext.startsWith(`${v.purchases.count} purchase`) &&
+      v.purchases.totals.every((t) => ptext.includes(`${(t.amount_minor / 100).toFixed(2)} ${t.currency}`)), ptext);
   await page.screenshot({ path: join(ARTIFACTS, 'visitor.png') });
   // the erasure reaches the reports through the writer: note the figures before, wait for the change after
   const day = (t) => new Date(t).toISOString().slice(0, 10);

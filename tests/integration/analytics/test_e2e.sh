@@ -78,6 +78,14 @@ done
 wait_sql "two purchases in PostgreSQL" 2 "SELECT count(*) FROM events WHERE tenant_id = $TA AND type = 'purchase'"
 check_eq "purchase fields" "till-2 990 EUR 42" \
   "$(sql "SELECT event_id || ' ' || amount_minor || ' ' || currency || ' ' || (attrs->>'sku') FROM events WHERE visitor = '$V1'")"
+# the visitor's purchases in GET /v1/visitors/{id}, from PostgreSQL; none for another tenant's key
+http GET "$GW_URL/v1/visitors/$V1" -H "Authorization: Bearer $KA"
+check_eq "visitor shows its purchase" "200 1 EUR 990" \
+  "$HTTP_STATUS $(jf '"\(.purchases.count) \(.purchases.totals[0].currency) \(.purchases.totals[0].amount_minor)"')"
+check_match "visitor's last purchase time" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$' "$(jf .purchases.last_at)"
+V2=$(sql "SELECT visitor FROM visits WHERE visitor NOT IN ('$V0', '$V1') LIMIT 1")
+http GET "$GW_URL/v1/visitors/$V2" -H "Authorization: Bearer $KA"
+check_eq "a visitor without purchases" '200 {"count":0,"last_at":null,"totals":[]}' "$HTTP_STATUS $(printf '%s' "$HTTP_BODY" | jq -c .purchases)"
 
 http GET "$GW_URL/readyz"
 check_eq "readyz" 200 "$HTTP_STATUS"
