@@ -1,6 +1,7 @@
 // Browser test of the web console: headless Chromium (Debian's chromium)
 // driven by playwright-core against a gateway the shell wrapper started.
-//   node console.mjs   (env: GW_URL, API_KEY, SLOW_KEY, SAMPLE, ARTIFACTS, NPM_DIR)
+//   node console.mjs   (env: GW_URL, API_KEY, SLOW_KEY, SAMPLE, ARTIFACTS, NPM_DIR,
+//                       BUSY_URL, BUSY_KEY: a gateway with one worker and a queue of one)
 // Scenarios: a bad key shows the API's 401 message; sign in; upload a sample
 // photo and see its faces, boxes and visitor IDs; open a visitor and erase
 // it (then the API answers 404); the dashboard shows the same figures as the
@@ -8,11 +9,11 @@
 // lists the OpenAPI routes; a rate-limited key (SLOW_KEY) shows the 429.
 // Screenshots go to ARTIFACTS.
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const { GW_URL, API_KEY, SLOW_KEY, SAMPLE, ARTIFACTS, NPM_DIR } = process.env;
+const { GW_URL, API_KEY, SLOW_KEY, SAMPLE, ARTIFACTS, NPM_DIR, BUSY_URL, BUSY_KEY } = process.env;
 const { chromium } = createRequire(join(NPM_DIR, 'package.json'))('playwright-core');
 
 let fails = 0;
@@ -33,12 +34,22 @@ async function api(path, opts = {}) {
 const shown = (v, f = (x) => String(x)) => (v && typeof v === 'object' && v.suppressed ? 'suppressed' : v == null ? '—' : f(v));
 const pct = (x) => `${(x * 100).toFixed(1)}%`;
 
+// polls cond (page.waitForFunction evaluates a string, which the console's CSP refuses)
+async function until(cond, ms = 20000) {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50)))
+    if (await cond()) return;
+  throw new Error(`timed out: ${cond}`);
+}
 const profile = mkdtempSync(join(tmpdir(), 'privid-chromium-'));
+// the webcam: Chromium's fake capture device plays the sample photo (a JPEG file is one MJPEG frame)
+const camFile = join(profile, 'camera.mjpeg');
+copyFileSync(SAMPLE, camFile);
 const browser = await chromium.launchPersistentContext(profile, {
   executablePath: '/usr/bin/chromium',
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
+    '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camFile}`],
   viewport: { width: 1200, height: 900 },
 });
 const cspViolations = [];
@@ -121,6 +132,27 @@ try {
   await page.waitForResponse((r) => r.url().includes('/v1/identify'));
   await rows.first().waitFor();
   check('identify only: no visit recorded', before, (await api(`/v1/visitors/${ids[0]}`)).body.visits);
+
+  // webcam snapshot (identify only still checked): the camera's frame goes to the API as a JPEG
+  await page.getByRole('button', { name: 'Use webcam' }).click();
+  await page.locator('#cam').waitFor({ state: 'visible' });
+  await until(() => page.locator('#cam').evaluate((v) => v.videoWidth > 0));
+  await page.getByRole('button', { name: 'Take snapshot' }).click();
+  await page.getByRole('button', { name: 'Recognize the snapshot' }).waitFor();
+  const [snapReq] = await Promise.all([
+    page.waitForRequest((r) => r.url().includes('/v1/identify') && r.method() === 'POST'),
+    page.getByRole('button', { name: 'Recognize the snapshot' }).click(),
+  ]);
+  const snapRes = await snapReq.response();
+  const snapAns = await snapRes.json();
+  check('webcam: answered', 200, snapRes.status());
+  // the gateway says what it decoded: a JPEG of the camera's frame (the sample photo's size)
+  check('webcam: the snapshot is sent as a JPEG', 'image/jpeg jpeg', `${snapReq.headers()['content-type']} ${snapAns.image.format}`);
+  await until(async () => (await rows.count()) === snapAns.faces.length);
+  checkTrue('webcam: the photo\'s faces found in the camera frame', snapAns.faces.length >= 1, JSON.stringify(snapAns.faces.length));
+  check('webcam: preview at the camera frame size', `${snapAns.image.width}x${snapAns.image.height}`,
+    (await page.locator('#preview').evaluate((c) => [c.width, c.height])).join('x'));
+  await page.screenshot({ path: join(ARTIFACTS, 'webcam.png'), fullPage: true });
 
   // ---- open a visitor and erase it
   await page.locator('a.visitor-link').first().click();
@@ -240,6 +272,40 @@ try {
   const slowText = await err.textContent();
   checkTrue('429 shown as rate limited with its Retry-After', /^Rate limited \(429\): .*per minute.*Retry in \d+ s\./.test(slowText), slowText);
   await page.screenshot({ path: join(ARTIFACTS, 'rate-limited.png') });
+
+  // ---- overloaded: on a gateway with one worker and a queue of one, kept busy by other clients,
+  // a recognition from the page is refused with 503 and the API's message
+  if (BUSY_URL) {
+    const busy = await browser.newPage();
+    await busy.goto(`${BUSY_URL}/`);
+    await busy.getByLabel('API key').fill(BUSY_KEY);
+    await busy.getByRole('button', { name: 'Sign in' }).click();
+    await busy.getByRole('heading', { name: 'Try it' }).waitFor();
+    await busy.getByLabel(/Identify only/).check();
+    await busy.getByLabel('Photo (JPEG or PNG)').setInputFiles(SAMPLE);
+    const photo = readFileSync(SAMPLE);
+    let flooding = true;
+    const flood = async () => {
+      while (flooding)
+        await fetch(`${BUSY_URL}/v1/identify`, { method: 'POST', body: photo,
+          headers: { Authorization: `Bearer ${BUSY_KEY}`, 'Content-Type': 'image/jpeg' } }).catch(() => null);
+    };
+    const floods = [flood(), flood(), flood(), flood()];
+    const busyErr = busy.getByTestId('error');
+    let busyText = '';
+    for (let i = 0; i < 40 && !/\(503\)/.test(busyText); i++) {
+      await Promise.all([busy.waitForResponse((r) => r.url().includes('/v1/identify')),
+        busy.getByRole('button', { name: 'Recognize' }).click()]);
+      await busy.waitForTimeout(50);
+      busyText = (await busyErr.isVisible()) ? await busyErr.textContent() : '';
+    }
+    flooding = false;
+    await Promise.all(floods);
+    checkTrue('503 shown as overloaded with the API\'s message and Retry-After',
+      /^The service is overloaded or unavailable \(503\): (too many requests in progress|the request waited too long).*Retry in \d+ s\./.test(busyText), busyText);
+    await busy.screenshot({ path: join(ARTIFACTS, 'overloaded.png') });
+    await busy.close();
+  }
 } catch (e) {
   fails++;
   console.error(`FAIL: ${e.stack || e}`);

@@ -70,7 +70,15 @@ done
 check_eq "visits and purchases in PostgreSQL" "$faces 3" \
   "$(psql "$DSN" -X -At -c "SELECT (SELECT count(*) FROM visits) || ' ' || (SELECT count(*) FROM events)")"
 
+# a second gateway with one worker and a queue of one, for the console's 503 (its own store)
+busy="$PV_TMP/busy"
+"$PV_ADMIN" --data-dir "$busy" tenant create busy >/dev/null || pv_fail "tenant create busy"
+BUSY_KEY=$("$PV_ADMIN" --data-dir "$busy" key create busy | head -1)
+start_gateway busy --threads 1 --workers 1 --queue-max 1 --data-dir "$busy" --models "$MODELS" --console-dir "$CONSOLE"
+BUSY_URL=$GW_URL
+
 # ---- the browser scenarios
 GW_URL=$URL API_KEY=$KEY SLOW_KEY=$SLOW_KEY SAMPLE=$S/sample1.jpg ARTIFACTS=$ARTIFACTS NPM_DIR=$NPM_DIR \
+  BUSY_URL=$BUSY_URL BUSY_KEY=$BUSY_KEY \
   node "$(dirname "$0")/console.mjs" && pv_ok || pv_fail "browser scenarios (screenshots in $ARTIFACTS)"
 pv_finish
