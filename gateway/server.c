@@ -55,8 +55,15 @@ struct worker {
     listener_t listeners[PV_CONFIG_LIST_MAX];
     int nlisteners;
     pv_h2guard_t *h2guard;
+    h2o_linklist_t conns; /* client connections open on this loop (conn_t) */
     int ret;
 };
+
+/* A client connection, so shutdown can hang up on the ones that outstay the drain. */
+typedef struct {
+    h2o_linklist_t link;
+    h2o_socket_t *sock;
+} conn_t;
 
 /* The TLS context new handshakes use; replaced by a SIGHUP reload. */
 static struct {
@@ -80,7 +87,9 @@ static void on_signal(int sig)
 
 static void on_conn_close(void *data)
 {
-    (void)data;
+    conn_t *c = data;
+    h2o_linklist_unlink(&c->link);
+    free(c);
     atomic_fetch_sub(&open_conns, 1);
 }
 
@@ -106,7 +115,16 @@ static void on_accept(h2o_socket_t *listener, const char *err)
             h2o_socket_close(sock);
             continue;
         }
+        conn_t *c = malloc(sizeof(*c));
+        if (c == NULL) {
+            atomic_fetch_sub(&open_conns, 1);
+            h2o_socket_close(sock);
+            continue;
+        }
+        c->sock = sock;
+        h2o_linklist_insert(&l->w->conns, &c->link);
         sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
         h2o_accept(l->tls ? &l->w->accept_tls : &l->w->accept_plain, sock);
     }
 }
@@ -199,6 +217,13 @@ static void *worker_main(void *arg)
     /* jobs still running answer nobody, but their memory must come home */
     while (w->t.inflight > 0 && now_ms() < deadline + 30000)
         h2o_evloop_run(loop, 50);
+    /* connections still open (idle keep-alive, HTTP/2 that ignores GOAWAY): hang up on them;
+     * libh2o then reads EOF and closes each itself, so nothing is freed under its feet */
+    for (h2o_linklist_t *n = w->conns.next; n != &w->conns; n = n->next) {
+        int fd = h2o_socket_get_fd(H2O_STRUCT_FROM_MEMBER(conn_t, link, n)->sock);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
+    }
     /* the HTTP/2 graceful-shutdown timer must fire before the context goes (H2O.md) */
     int64_t settle = now_ms() + 1100;
     while (now_ms() < settle)
@@ -572,6 +597,7 @@ int pv_gateway_run(const pv_gateway_config_t *conf)
     for (int i = 0; i < nthreads; i++) {
         worker_t *w = &workers[i];
         h2o_context_init(&w->t.super, h2o_evloop_create(), &globalconf);
+        h2o_linklist_init_anchor(&w->conns);
         w->t.gw = &gw;
         w->t.index = i;
         w->accept_plain.ctx = w->accept_tls.ctx = &w->t.super;
