@@ -289,5 +289,13 @@ int main(int argc, char **argv)
         first_other, n_noretry, n_err, n_ok / elapsed,
         answered ? (double)(n_503 + n_429) / (double)answered : 0, p50, p99, mx, p99all,
         argc > 8 ? vmhwm_kb(argv[8]) : -1L);
+    for (int i = 0; i < nconns; i++)
+        if (cs[i].fd >= 0)
+            close(cs[i].fd);
+    free(cs);
+    free(body);
+    free(req);
+    free(lat_ok);
+    free(lat_all);
     return 0;
 }
