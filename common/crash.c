@@ -14,6 +14,7 @@
 #endif
 #endif
 
+#ifndef PV_HAVE_ASAN
 static const char *prog = "privid";
 static char altstack[64 * 1024];
 
@@ -60,6 +61,8 @@ static void on_fatal(int sig)
     /* SA_RESETHAND restored the default action: raise it again for the core dump and exit status */
     raise(sig);
 }
+
+#endif
 
 void pv_crash_handler_install(const char *name)
 {

@@ -37,6 +37,8 @@ typedef struct {
     long h2_max_concurrent;  /* HTTP/2 requests one connection runs at once (more wait) */
     long h2_reset_limit;     /* HTTP/2 requests a connection may cancel per 10 s before GOAWAY (0 = off) */
     long queue_timeout_ms;   /* a job that waited longer for a worker is answered 503 (0 = never) */
+    long forget_ms;          /* how often queued (erased, expired) identities are removed from the gallery */
+    long retention_sweep_ms; /* how often visitors past their tenant's retention are forgotten (0 = never) */
     char *console_dir;       /* the built web console (static.c); NULL = <bin>/../console, "off" = none */
 } pv_gateway_config_t;
 

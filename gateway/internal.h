@@ -22,6 +22,7 @@
 #include "tenants/tenants.h"
 
 typedef struct pv_gw pv_gw_t;
+typedef struct pv_gw_upkeep pv_gw_upkeep_t;
 
 /* /readyz reports not ready while the oldest undelivered analytics event is older than this */
 #define PV_OUTBOX_READY_AGE_MS (5 * 60 * 1000)
@@ -54,7 +55,17 @@ struct pv_gw {
     pthread_mutex_t ctx_mu; /* guards ctx/nctx: one face context per worker */
     pv_face_ctx_t **ctx;
     int nctx;
+    pv_gw_upkeep_t *upkeep; /* NULL without a gallery */
 };
+
+/* upkeep.c: the forget queue and the retention sweep, on a thread of their own. */
+/* Every forget_ms: queued identities leave the gallery; every sweep_ms (0: never): the retention sweep. */
+int pv_gw_upkeep_start(pv_gw_upkeep_t **out, pv_gw_t *gw, int forget_ms, int sweep_ms);
+void pv_gw_upkeep_stop(pv_gw_upkeep_t *u); /* NULL is a no-op */
+/* Removes gid from the gallery and then from the forget queue (it stays queued on failure). */
+int pv_gw_forget_now(pv_gw_t *gw, uint64_t gid);
+/* One pass over the queue; returns how many identities left the gallery. */
+size_t pv_gw_forget_run(pv_gw_t *gw);
 
 static inline pv_gw_thread_t *pv_gw_thread(h2o_req_t *req)
 {

@@ -347,10 +347,11 @@ static void run_visitor(rjob_t *j)
         size_t others = 0;
         rc = pv_visitor_erase(gw->tenants, &tn, j->vid, j->vid_len, &gid, &others);
         if (rc == 0 && others == 0) {
-            /* no tenant maps the identity any more: its exemplars go too */
-            int r2 = pv_shards_remove(gw->shards, gid);
-            if (r2 != 0 && r2 != PV_ENOTFOUND)
-                PV_LOG(PV_LOG_ERROR, "erasure: identity not removed from the gallery", "err=%s",
+            /* no tenant maps the identity any more: its exemplars go too, now; the erasure
+             * queued it in the same transaction, so a failure here is retried by the upkeep */
+            int r2 = pv_gw_forget_now(gw, gid);
+            if (r2 != 0)
+                PV_LOG(PV_LOG_WARN, "erasure: identity not yet removed from the gallery; queued", "err=%s",
                        pv_errname(r2));
         }
         if (rc == 0)

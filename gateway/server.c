@@ -291,6 +291,11 @@ const pv_opt_t pv_gateway_options[] = {
     {"queue-timeout-ms", "PRIVID_QUEUE_TIMEOUT_MS", PV_OPT_INT,
      offsetof(pv_gateway_config_t, queue_timeout_ms), "5000", 0, 600000,
      "a job that waited longer for a worker is answered 503 instead of run (0 = never)"},
+    {"forget-ms", "PRIVID_FORGET_MS", PV_OPT_INT, offsetof(pv_gateway_config_t, forget_ms), "1000", 50, 3600000,
+     "how often identities erased or expired elsewhere (privid-admin) leave the gallery"},
+    {"retention-sweep-ms", "PRIVID_RETENTION_SWEEP_MS", PV_OPT_INT,
+     offsetof(pv_gateway_config_t, retention_sweep_ms), "3600000", 0, 86400000,
+     "how often visitors unseen for their tenant's retention period are forgotten (0 = never)"},
     {"console-dir", "PRIVID_CONSOLE_DIR", PV_OPT_STRING, offsetof(pv_gateway_config_t, console_dir), NULL, 0, 0,
      "the built web console served at / (default: <bin>/../console, which deploy/setup.sh builds; 'off' = none)"},
     {NULL, NULL, 0, 0, NULL, 0, 0, NULL},
@@ -428,6 +433,8 @@ static int start_recognition(pv_gw_t *gw, const pv_gateway_config_t *conf, int n
     if ((ret = pv_pool_create(&gw->pool, nworkers, (int)conf->queue_max)) != 0)
         return ret;
     pv_metrics_gauge("privid_queue_depth", "Images waiting for an inference worker.", queue_depth, gw->pool);
+    if ((ret = pv_gw_upkeep_start(&gw->upkeep, gw, (int)conf->forget_ms, (int)conf->retention_sweep_ms)) != 0)
+        return ret;
     PV_LOG(PV_LOG_INFO, "recognition ready", "models=\"%s\" workers=%d gallery=\"%s\" blas=%s", dir, nworkers,
            gdir, pv_models_blas_core());
     return 0;
@@ -435,6 +442,8 @@ static int start_recognition(pv_gw_t *gw, const pv_gateway_config_t *conf, int n
 
 static void stop_recognition(pv_gw_t *gw)
 {
+    pv_gw_upkeep_stop(gw->upkeep); /* before the gallery it works on */
+    gw->upkeep = NULL;
     pv_pool_destroy(gw->pool);
     gw->pool = NULL;
     pv_shards_close(gw->shards);

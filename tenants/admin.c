@@ -23,6 +23,7 @@
 #include "models/models.h"
 #include "tenants/admin_faces.h"
 #include "tenants/admin_pg.h"
+#include "tenants/admin_forget.h"
 #include "tenants/demo.h"
 #include "tenants/tenants.h"
 
@@ -594,6 +595,8 @@ int main(int argc, char **argv)
     memset(&ad, 0, sizeof(ad));
     if (pv_demo_wanted(argc, argv)) /* demo seed: its own parser (tenants/demo.c) */
         return pv_demo_main(argc, argv);
+    if (pv_forget_wanted(argc, argv)) /* visitor erase, retention run (tenants/admin_forget.c) */
+        return pv_forget_main(argc, argv);
     if (pv_admin_parse(&ad.args, argc, argv, err, sizeof(err)) != 0) {
         errorf("%s", err);
         fprintf(stderr, "Try 'privid-admin --help'.\n");

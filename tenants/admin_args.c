@@ -346,7 +346,7 @@ int pv_admin_parse(pv_admin_args_t *out, int argc, char **argv, char *err, size_
         }
     } else {
         snprintf(err, errlen,
-                 "unknown command '%.*s' (expected migrate, tenant, key, faces, analytics or usage)", SHOWN,
+                 "unknown command '%.*s' (expected migrate, tenant, key, faces, analytics, usage, visitor, retention or demo)", SHOWN,
                  pos[0]);
         goto out;
     }
@@ -660,6 +660,8 @@ void pv_admin_usage(FILE *f, const pv_admin_args_t *a)
                        "  faces IMAGE...                what the face pipeline sees in images (JSON)\n"
                        "  analytics status|backfill     the analytics outbox and its delivery to PostgreSQL\n"
                        "  usage TENANT [--month YYYY-MM]  a tenant's metered usage per day\n"
+                       "  visitor erase TENANT ID       erase one visitor (as DELETE /v1/visitors/{id})\n"
+                       "  retention run [--tenant NAME] forget visitors unseen for the retention period\n"
                        "  demo seed --tenant NAME       SYNTHETIC demo visits and purchases (demo --help)\n\n"
                        "Run 'privid-admin COMMAND --help' for a command's options.\n\n");
         }

@@ -15,6 +15,7 @@ struct pv_tenants {
     MDB_dbi tenants, names, keys, meta;
     MDB_dbi visitors, visitor_ids, outbox, usage;
     MDB_dbi event_ids; /* business events: (tenant, client event_id) -> outbox seq (events.c) */
+    MDB_dbi forget;    /* gids no tenant maps any more, to leave the gallery (visitors.c) */
 };
 
 /* LMDB return codes -> PV_E* (the one translation of the store). */

@@ -353,7 +353,8 @@ int pv_tenants_open(pv_tenants_t **out, const char *dir)
         (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "visitor_ids", MDB_CREATE, &t->visitor_ids))) != 0 ||
         (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "outbox", MDB_CREATE, &t->outbox))) != 0 ||
         (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "usage", MDB_CREATE, &t->usage))) != 0 ||
-        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "event_ids", MDB_CREATE, &t->event_ids))) != 0)
+        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "event_ids", MDB_CREATE, &t->event_ids))) != 0 ||
+        (rc = pv_tenants_lmdb_err(mdb_dbi_open(txn, "forget", MDB_CREATE, &t->forget))) != 0)
         goto out;
     rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;

@@ -10,6 +10,9 @@
  * UTC day (usage_daily in PostgreSQL). `meta` holds the outbox's delivery
  * record ("outbox_delivered_ms", "outbox_delivered" -> u64) and its highest
  * sequence number ever used ("outbox_seq" -> u64), so numbers never repeat.
+ * `forget` (gid u64) -> queued unix ms: identities that no tenant maps any
+ * more (erased or expired), written in the transaction that removed the last
+ * mapping, deleted once the gallery no longer holds them.
  */
 #include <jansson.h>
 #include <lmdb.h>
@@ -242,11 +245,170 @@ int pv_visitor_get(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, siz
     return rc;
 }
 
+/* Queues gid for removal from the gallery (inside txn). */
+static int forget_put(pv_tenants_t *t, MDB_txn *txn, uint64_t gid)
+{
+    uint8_t k[8], v[8];
+    put_be64(k, gid);
+    put_le64(v, (uint64_t)now_ms());
+    MDB_val key = {sizeof(k), k}, val = {sizeof(v), v};
+    return pv_tenants_lmdb_err(mdb_put(txn, t->forget, &key, &val, 0));
+}
+
+/* How many tenants map gid (keys (gid, *) of `visitors`), inside txn. */
+static int mappings_txn(pv_tenants_t *t, MDB_txn *txn, uint64_t gid, size_t *n)
+{
+    MDB_cursor *c;
+    MDB_val key, val;
+    uint8_t lo[16] = {0};
+    int rc = mdb_cursor_open(txn, t->visitors, &c);
+    if (rc != MDB_SUCCESS)
+        return pv_tenants_lmdb_err(rc);
+    *n = 0;
+    put_be64(lo, gid);
+    key = (MDB_val){sizeof(lo), lo};
+    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        if (key.mv_size != 16 || get_be64(key.mv_data) != gid)
+            break;
+        (*n)++;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? 0 : pv_tenants_lmdb_err(rc);
+}
+
+int pv_forget_list(pv_tenants_t *t, uint64_t *gids, size_t max, size_t *n)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val key, val;
+    *n = 0;
+    int rc = mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn);
+    if (rc != MDB_SUCCESS)
+        return pv_tenants_lmdb_err(rc);
+    if ((rc = mdb_cursor_open(txn, t->forget, &c)) == MDB_SUCCESS) {
+        for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == MDB_SUCCESS && *n < max;
+             rc = mdb_cursor_get(c, &key, &val, MDB_NEXT))
+            if (key.mv_size == 8)
+                gids[(*n)++] = get_be64(key.mv_data);
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+    return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? 0 : pv_tenants_lmdb_err(rc);
+}
+
+int pv_forget_done(pv_tenants_t *t, uint64_t gid)
+{
+    MDB_txn *txn;
+    uint8_t k[8];
+    put_be64(k, gid);
+    MDB_val key = {sizeof(k), k};
+    int rc = mdb_txn_begin(t->env, NULL, 0, &txn);
+    if (rc != MDB_SUCCESS)
+        return pv_tenants_lmdb_err(rc);
+    rc = mdb_del(txn, t->forget, &key, NULL);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return pv_tenants_lmdb_err(rc);
+    }
+    return pv_tenants_lmdb_err(mdb_txn_commit(txn));
+}
+
+int pv_forget_pending(pv_tenants_t *t, uint64_t gid)
+{
+    MDB_txn *txn;
+    uint8_t k[8];
+    put_be64(k, gid);
+    MDB_val key = {sizeof(k), k}, val;
+    if (mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn) != MDB_SUCCESS)
+        return 0;
+    int rc = mdb_get(txn, t->forget, &key, &val);
+    mdb_txn_abort(txn);
+    return rc == MDB_SUCCESS;
+}
+
+int pv_visitors_expire(pv_tenants_t *t, const pv_tenant_t *tn, int64_t before_ms, size_t max, size_t *expired)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    MDB_val key, val;
+    uint8_t lo[8];
+    struct gone {
+        uint8_t rk[8 + PV_VISITOR_ID_LEN];
+        uint64_t gid;
+    } *gone = NULL;
+    size_t n = 0;
+    *expired = 0;
+    if (max == 0)
+        return 0;
+    if ((gone = malloc(max * sizeof(*gone))) == NULL)
+        return PV_ENOMEM;
+    int rc = mdb_txn_begin(t->env, NULL, 0, &txn);
+    if (rc != MDB_SUCCESS)
+        goto out_lmdb;
+    if ((rc = mdb_cursor_open(txn, t->visitor_ids, &c)) != MDB_SUCCESS)
+        goto out_lmdb;
+    /* visitor_ids (tenant, ID) -> gid: this tenant's visitors, unseen since before_ms */
+    put_be64(lo, tn->id);
+    key = (MDB_val){sizeof(lo), lo};
+    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == MDB_SUCCESS && n < max;
+         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+        if (key.mv_size < 8 || get_be64(key.mv_data) != tn->id)
+            break;
+        if (key.mv_size != sizeof(gone[0].rk) || val.mv_size != 8)
+            continue;
+        uint64_t gid = get_be64(val.mv_data);
+        pv_visitor_t v;
+        int r = get_visitor_txn(t, txn, gid, tn->id, &v);
+        if (r != 0 && r != PV_ENOTFOUND) {
+            rc = r;
+            goto out;
+        }
+        if (r == 0 && v.last_seen_ms >= before_ms)
+            continue;
+        memcpy(gone[n].rk, key.mv_data, sizeof(gone[n].rk));
+        gone[n++].gid = gid;
+    }
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        goto out_lmdb;
+    mdb_cursor_close(c);
+    c = NULL;
+    /* both mappings go; an identity no tenant maps any more is queued to leave the gallery */
+    for (size_t i = 0; i < n; i++) {
+        uint8_t vk[16];
+        put_be64(vk, gone[i].gid);
+        put_be64(vk + 8, tn->id);
+        MDB_val rkey = {sizeof(gone[i].rk), gone[i].rk}, vkey = {sizeof(vk), vk};
+        if ((rc = mdb_del(txn, t->visitor_ids, &rkey, NULL)) != MDB_SUCCESS)
+            goto out_lmdb;
+        rc = mdb_del(txn, t->visitors, &vkey, NULL);
+        if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+            goto out_lmdb;
+        size_t others = 0;
+        if ((rc = mappings_txn(t, txn, gone[i].gid, &others)) != 0 ||
+            (others == 0 && (rc = forget_put(t, txn, gone[i].gid)) != 0))
+            goto out;
+    }
+    rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
+    txn = NULL;
+    if (rc == 0)
+        *expired = n;
+    goto out;
+out_lmdb:
+    rc = pv_tenants_lmdb_err(rc);
+out:
+    if (c != NULL)
+        mdb_cursor_close(c);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    free(gone);
+    return rc;
+}
+
 int pv_visitor_erase(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, size_t len, uint64_t *gid,
                      size_t *others)
 {
     MDB_txn *txn = NULL;
-    MDB_cursor *c = NULL;
     pv_visitor_t v;
     int rc = pv_tenants_lmdb_err(mdb_txn_begin(t->env, NULL, 0, &txn));
     if (rc != 0)
@@ -260,28 +422,15 @@ int pv_visitor_erase(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, s
     put_be64(k + 8, tn->id);
     put_be64(rk, tn->id);
     memcpy(rk + 8, v.id, PV_VISITOR_ID_LEN);
-    MDB_val key = {sizeof(k), k}, rkey = {sizeof(rk), rk}, val;
+    MDB_val key = {sizeof(k), k}, rkey = {sizeof(rk), rk};
     if ((rc = pv_tenants_lmdb_err(mdb_del(txn, t->visitors, &key, NULL))) != 0)
         goto out;
     rc = pv_tenants_lmdb_err(mdb_del(txn, t->visitor_ids, &rkey, NULL));
     if (rc != 0 && rc != PV_ENOTFOUND)
         goto out;
-    /* other tenants that still map this gid: keys (gid, *) */
-    if ((rc = pv_tenants_lmdb_err(mdb_cursor_open(txn, t->visitors, &c))) != 0)
+    /* other tenants that still map this gid; none: the identity is queued to leave the gallery */
+    if ((rc = mappings_txn(t, txn, v.gid, others)) != 0 || (*others == 0 && (rc = forget_put(t, txn, v.gid)) != 0))
         goto out;
-    uint8_t lo[16] = {0};
-    put_be64(lo, v.gid);
-    key = (MDB_val){sizeof(lo), lo};
-    for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE); rc == MDB_SUCCESS;
-         rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-        if (key.mv_size != 16 || get_be64(key.mv_data) != v.gid)
-            break;
-        (*others)++;
-    }
-    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        goto out_lmdb;
-    mdb_cursor_close(c);
-    c = NULL;
     /* The event names the visitor (its tenant-scoped ID, never the gid) so the writer can
      * delete that visitor's analytics rows; the erasures table it writes keeps only that one
      * happened (tenant, time, visit count). The outbox is our own store, already holding
@@ -294,12 +443,7 @@ int pv_visitor_erase(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, s
      * applies the erasure after them in sequence order, so PostgreSQL ends without them */
     rc = pv_tenants_lmdb_err(mdb_txn_commit(txn));
     txn = NULL;
-    goto out;
-out_lmdb:
-    rc = pv_tenants_lmdb_err(rc);
 out:
-    if (c != NULL)
-        mdb_cursor_close(c);
     if (txn != NULL)
         mdb_txn_abort(txn);
     return rc;
@@ -598,5 +742,29 @@ out:
     if (c != NULL)
         mdb_cursor_close(c);
     mdb_txn_abort(txn);
+    return rc;
+}
+
+int pv_retention_sweep(pv_tenants_t *t, int64_t now_ms, uint64_t only_tenant, size_t *expired)
+{
+    pv_tenant_t *all = NULL;
+    size_t n = 0;
+    *expired = 0;
+    int rc = pv_tenants_list(t, &all, &n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if ((only_tenant != 0 && all[i].id != only_tenant) || all[i].retention_days == 0)
+            continue;
+        int64_t before = now_ms - (int64_t)all[i].retention_days * 86400000;
+        size_t got = 0;
+        do { /* bounded write transactions */
+            rc = pv_visitors_expire(t, &all[i], before, 1000, &got);
+            *expired += got;
+        } while (rc == 0 && got == 1000);
+    }
+    if (all != NULL)
+        explicit_bzero(all, n * sizeof(*all));
+    free(all);
     return rc;
 }

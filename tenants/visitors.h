@@ -64,6 +64,33 @@ int pv_visitor_get(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, siz
 int pv_visitor_erase(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, size_t len, uint64_t *gid,
                      size_t *others);
 
+/*
+ * The forget queue: identities that no tenant maps any more (the last mapping
+ * was erased or expired, in the same transaction), which must leave the
+ * gallery. Whoever holds the gallery (the gateway) removes them and then
+ * calls pv_forget_done; until then they stay queued, across restarts, so an
+ * erasure reaches the gallery even when a shard was down or the process died.
+ * pv_forget_list copies up to max queued gids (oldest gid order);
+ * pv_forget_pending says whether gid is queued (1) or not (0).
+ */
+int pv_forget_list(pv_tenants_t *t, uint64_t *gids, size_t max, size_t *n);
+int pv_forget_done(pv_tenants_t *t, uint64_t gid);
+int pv_forget_pending(pv_tenants_t *t, uint64_t gid);
+
+/*
+ * Retention: forgets up to max visitors of tenant tn last seen before
+ * before_ms (both mappings go, in one transaction; identities no other
+ * tenant maps are queued to be forgotten by the gallery). The analytics rows
+ * stay: they carry a visitor ID that no face leads back to any more. A later
+ * visit of that person is a new visitor. *expired receives how many went;
+ * call again while it equals max.
+ */
+int pv_visitors_expire(pv_tenants_t *t, const pv_tenant_t *tn, int64_t before_ms, size_t max, size_t *expired);
+
+/* The retention sweep: pv_visitors_expire for every tenant (only_tenant 0) or
+ * one, with its retention period before now_ms; *expired counts all of them. */
+int pv_retention_sweep(pv_tenants_t *t, int64_t now_ms, uint64_t only_tenant, size_t *expired);
+
 /* Events waiting in the outbox and the highest sequence number ever used (0: none). */
 int pv_outbox_stat(pv_tenants_t *t, uint64_t *count, uint64_t *last_seq);
 

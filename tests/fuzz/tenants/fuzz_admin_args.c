@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tenants/admin_args.h"
+#include "tenants/admin_forget.h"
 
 #define WORDS_MAX 64
 
@@ -32,6 +33,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0)
         argc = 1;
     argv[argc] = NULL;
+    /* visitor erase / retention run: their own parser */
+    pv_forget_opts_t fo;
+    memset(err, 0x55, sizeof(err));
+    if (pv_forget_parse(&fo, argc - 1, argv + 1, err, sizeof(err)) != 0) {
+        if (strnlen(err, sizeof(err)) == 0 || strnlen(err, sizeof(err)) == sizeof(err))
+            abort();
+    } else if ((fo.cmd == PV_FORGET_NONE && !fo.help) ||
+               (fo.cmd == PV_FORGET_ERASE && !fo.help && (fo.tenant == NULL || fo.visitor == NULL))) {
+        abort();
+    }
     memset(err, 0x55, sizeof(err));
     if (pv_admin_parse(&a, argc, argv, err, sizeof(err)) != 0) {
         if (strnlen(err, sizeof(err)) == 0 || strnlen(err, sizeof(err)) == sizeof(err))
