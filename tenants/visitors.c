@@ -327,6 +327,17 @@ int pv_forget_pending(pv_tenants_t *t, uint64_t gid)
     return rc == MDB_SUCCESS;
 }
 
+int pv_forget_any(pv_tenants_t *t)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    if (mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn) != MDB_SUCCESS)
+        return 0;
+    int rc = mdb_stat(txn, t->forget, &st);
+    mdb_txn_abort(txn);
+    return rc == MDB_SUCCESS && st.ms_entries > 0;
+}
+
 int pv_visitors_expire(pv_tenants_t *t, const pv_tenant_t *tn, int64_t before_ms, size_t max, size_t *expired)
 {
     MDB_txn *txn = NULL;

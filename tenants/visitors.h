@@ -76,6 +76,8 @@ int pv_visitor_erase(pv_tenants_t *t, const pv_tenant_t *tn, const char *text, s
 int pv_forget_list(pv_tenants_t *t, uint64_t *gids, size_t max, size_t *n);
 int pv_forget_done(pv_tenants_t *t, uint64_t gid);
 int pv_forget_pending(pv_tenants_t *t, uint64_t gid);
+/* Whether anything is queued (one cheap check before per-gid lookups). */
+int pv_forget_any(pv_tenants_t *t);
 
 /*
  * Retention: forgets up to max visitors of tenant tn last seen before

@@ -106,4 +106,15 @@ done
 check_eq "the gateway's sweep forgets a visitor past retention" 404 "$HTTP_STATUS"
 check_match "the sweep is logged" 'msg="retention sweep" visitors_forgotten=[1-9]' "$(cat "$PV_TMP/gw2.log")"
 stop_pid "$GW_PID"
+
+# ---- queued but not yet out of the gallery (upkeep hourly here): the identity matches nobody
+start_gateway gw3 --threads 1 --workers 2 --data-dir "$data" --models "$MODELS" --forget-ms 3600000 --retention-sweep-ms 0
+URL=$GW_URL
+read -r _ V5 <<<"$(recog "$KA" sample2.jpg)"
+check_eq "before: returning" "returning $V5" "$(recog "$KA" sample2.jpg)"
+admin visitor erase acme "$V5" >/dev/null || pv_fail "erase with the upkeep idle"
+read -r st V5b <<<"$(recog "$KA" sample2.jpg)"
+check_eq "queued identity not matched: new visitor, new ID, nothing removed yet" "new true 0" \
+  "$st $([ "$V5b" != "$V5" ] && echo true || echo false) $(removed_total gw3)"
+stop_pid "$GW_PID"
 pv_finish
