@@ -56,14 +56,17 @@ size_t pv_gw_forget_run(pv_gw_t *gw)
     size_t n = 0, done = 0;
     if (gw->shards == NULL || pv_forget_list(gw->tenants, gids, FORGET_BATCH, &n) != 0)
         return 0;
+    int last_err = 0;
     for (size_t i = 0; i < n; i++) {
         int rc = pv_gw_forget_now(gw, gids[i]);
         if (rc == 0)
             done++;
         else
-            PV_LOG(PV_LOG_WARN, "forgotten identity not yet removed from the gallery; retrying later", "err=%s",
-                   pv_errname(rc));
+            last_err = rc;
     }
+    if (done < n) /* one line per pass, not per identity (a shard may be down for a while) */
+        PV_LOG(PV_LOG_WARN, "forgotten identities not yet removed from the gallery; retrying later",
+               "pending=%zu err=%s", n - done, pv_errname(last_err));
     return done;
 }
 
