@@ -3,8 +3,8 @@
  * a real LMDB store in a mkdtemp directory: counters and times, one
  * transaction per image, tenant isolation (B can neither read nor erase A's
  * visitors, and the same person has unlinkable IDs), forged IDs, erasure and
- * the events it leaves in the outbox, reading and deleting outbox batches,
- * persistence across a reopen.
+ * the events it leaves in the outbox, the forget queue and retention expiry,
+ * reading and deleting outbox batches, persistence across a reopen.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -155,6 +155,80 @@ static void test_erase(void **state)
     assert_int_equal(got.visits, 1);
 }
 
+/* The forget queue: filled by the erasure of an identity's last mapping, emptied by pv_forget_done. */
+static void test_forget_queue(void **state)
+{
+    fixture_t *f = *state;
+    pv_visit_t v1 = {.gid = 701, .ts_ms = 10, .location = "", .camera = "", .distance = -1};
+    pv_visit_t v2 = {.gid = 702, .ts_ms = 10, .location = "", .camera = "", .distance = -1};
+    pv_visitor_t a1, b1, a2;
+    uint64_t gid, gids[8];
+    size_t others, n;
+    assert_int_equal(pv_forget_any(f->t), 0);
+    assert_int_equal(pv_visits_record(f->t, &f->a, &v1, 1, &a1), 0);
+    assert_int_equal(pv_visits_record(f->t, &f->b, &v1, 1, &b1), 0);
+    assert_int_equal(pv_visits_record(f->t, &f->a, &v2, 1, &a2), 0);
+    /* B still maps 701: not queued */
+    assert_int_equal(pv_visitor_erase(f->t, &f->a, a1.id, strlen(a1.id), &gid, &others), 0);
+    assert_int_equal(pv_forget_any(f->t), 0);
+    assert_int_equal(pv_forget_pending(f->t, 701), 0);
+    /* the last mapping of 701 and of 702 go: both queued, in gid order */
+    assert_int_equal(pv_visitor_erase(f->t, &f->b, b1.id, strlen(b1.id), &gid, &others), 0);
+    assert_int_equal(pv_visitor_erase(f->t, &f->a, a2.id, strlen(a2.id), &gid, &others), 0);
+    assert_int_equal(pv_forget_any(f->t), 1);
+    assert_int_equal(pv_forget_list(f->t, gids, 8, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(gids[0], 701);
+    assert_int_equal(gids[1], 702);
+    assert_int_equal(pv_forget_list(f->t, gids, 1, &n), 0); /* bounded by max */
+    assert_int_equal(n, 1);
+    assert_int_equal(pv_forget_pending(f->t, 702), 1);
+    assert_int_equal(pv_forget_done(f->t, 701), 0);
+    assert_int_equal(pv_forget_done(f->t, 701), 0); /* idempotent */
+    assert_int_equal(pv_forget_pending(f->t, 701), 0);
+    assert_int_equal(pv_forget_done(f->t, 702), 0);
+    assert_int_equal(pv_forget_any(f->t), 0);
+}
+
+/* Retention: visitors last seen before the cut-off go, in batches of max; newer ones and
+ * other tenants' stay; identities still mapped elsewhere are not queued. */
+static void test_expire(void **state)
+{
+    fixture_t *f = *state;
+    pv_visitor_t out, got;
+    size_t expired, n;
+    uint64_t gids[16];
+    /* A: gids 1..5 seen at t=100, gids 6..7 seen at t=1000; B: gid 1 seen at t=100 */
+    for (uint64_t g = 1; g <= 7; g++) {
+        pv_visit_t v = {.gid = g, .ts_ms = g <= 5 ? 100 : 1000, .location = "", .camera = "", .distance = -1};
+        assert_int_equal(pv_visits_record(f->t, &f->a, &v, 1, &out), 0);
+    }
+    pv_visit_t vb = {.gid = 1, .ts_ms = 100, .location = "", .camera = "", .distance = -1};
+    pv_visitor_t b1;
+    assert_int_equal(pv_visits_record(f->t, &f->b, &vb, 1, &b1), 0);
+    assert_int_equal(pv_visitors_expire(f->t, &f->a, 500, 3, &expired), 0);
+    assert_int_equal(expired, 3); /* the first batch */
+    assert_int_equal(pv_visitors_expire(f->t, &f->a, 500, 3, &expired), 0);
+    assert_int_equal(expired, 2);
+    assert_int_equal(pv_visitors_expire(f->t, &f->a, 500, 3, &expired), 0);
+    assert_int_equal(expired, 0);
+    for (uint64_t g = 1; g <= 7; g++) {
+        assert_int_equal(pv_visitor_of_gid(f->t, &f->a, g, &got), g <= 5 ? PV_ENOTFOUND : 0);
+        assert_int_equal(pv_visitor_get(f->t, &f->a, got.id, strlen(got.id), &out), g <= 5 ? PV_ENOTFOUND : 0);
+    }
+    assert_int_equal(pv_visitor_get(f->t, &f->b, b1.id, strlen(b1.id), &got), 0); /* B keeps its visitor */
+    assert_int_equal(pv_forget_list(f->t, gids, 16, &n), 0);
+    assert_int_equal(n, 4); /* 2..5; 1 is still B's */
+    assert_int_equal(gids[0], 2);
+    assert_int_equal(gids[3], 5);
+    /* the sweep over all tenants: B's visitor (retention 90 days, seen at t=100) goes with now far ahead */
+    assert_int_equal(pv_retention_sweep(f->t, 100 + 91LL * 86400000, 0, &expired), 0);
+    assert_int_equal(expired, 3); /* A's 6, 7 and B's 1 */
+    assert_int_equal(pv_forget_pending(f->t, 1), 1);
+    assert_int_equal(pv_visitors_expire(f->t, &f->a, 500, 0, &expired), 0);
+    assert_int_equal(expired, 0);
+}
+
 typedef struct {
     uint64_t seq[16];
     size_t n, stop_after;
@@ -268,6 +342,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_record_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_isolation_and_forgery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forget_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_read_delete, setup, teardown),
     };
