@@ -116,7 +116,22 @@ static void image_error(rjob_t *j, int rc, const char *msg)
         answer_error(j, 503, "unavailable", "the face pipeline could not run; try again");
 }
 
-static void drop_forgotten(pv_tenants_t *t, pv_gallery_hit_t *hits, size_t n, size_t k);
+/* Identities on the forget queue (erased or expired, maybe by privid-admin, and not yet out of
+ * the gallery) match nobody: each face's hits without them, still in distance order. */
+static void drop_forgotten(pv_tenants_t *t, pv_gallery_hit_t *hits, size_t n, size_t k)
+{
+    if (n == 0 || !pv_forget_any(t))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        pv_gallery_hit_t *h = hits + i * k;
+        size_t kept = 0;
+        for (size_t j = 0; j < k; j++)
+            if (h[j].gid != 0 && !pv_forget_pending(t, h[j].gid))
+                h[kept++] = h[j];
+        for (; kept < k; kept++)
+            h[kept] = (pv_gallery_hit_t){0};
+    }
+}
 
 static void run_faces(rjob_t *j)
 {
@@ -321,23 +336,6 @@ out:
     free(dec);
     free(hits);
     free(queries);
-}
-
-/* Identities on the forget queue (erased or expired, maybe by privid-admin, and not yet out of
- * the gallery) match nobody: each face's hits without them, still in distance order. */
-static void drop_forgotten(pv_tenants_t *t, pv_gallery_hit_t *hits, size_t n, size_t k)
-{
-    if (n == 0 || !pv_forget_any(t))
-        return;
-    for (size_t i = 0; i < n; i++) {
-        pv_gallery_hit_t *h = hits + i * k;
-        size_t kept = 0;
-        for (size_t j = 0; j < k; j++)
-            if (h[j].gid != 0 && !pv_forget_pending(t, h[j].gid))
-                h[kept++] = h[j];
-        for (; kept < k; kept++)
-            h[kept] = (pv_gallery_hit_t){0};
-    }
 }
 
 static void run_visitor(rjob_t *j)

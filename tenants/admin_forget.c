@@ -30,6 +30,15 @@ int pv_forget_wanted(int argc, char **argv)
     return 0;
 }
 
+/* A tenant name that no tenant can have is a usage error, not a lookup. */
+static int tenant_ok(const pv_forget_opts_t *o, char *err, size_t errlen)
+{
+    if (o->tenant == NULL || pv_tenants_name_valid(o->tenant) == 0)
+        return 0;
+    snprintf(err, errlen, "'%.*s' is not a tenant name (letters, digits, '.', '_', '-')", SHOWN, o->tenant);
+    return PV_EINVAL;
+}
+
 int pv_forget_parse(pv_forget_opts_t *out, int argc, char **argv, char *err, size_t errlen)
 {
     const char *pos[4];
@@ -94,7 +103,7 @@ int pv_forget_parse(pv_forget_opts_t *out, int argc, char **argv, char *err, siz
         }
         out->tenant = pos[2];
         out->visitor = pos[3];
-        return 0;
+        return tenant_ok(out, err, errlen);
     }
     if (npos < 2 || strcmp(pos[1], "run") != 0) {
         if (out->help && npos < 2)
@@ -107,7 +116,7 @@ int pv_forget_parse(pv_forget_opts_t *out, int argc, char **argv, char *err, siz
         snprintf(err, errlen, "unexpected argument '%.*s'", SHOWN, pos[2]);
         return PV_EINVAL;
     }
-    return 0;
+    return tenant_ok(out, err, errlen);
 }
 
 static void usage(FILE *f)

@@ -59,6 +59,9 @@ admin visitor erase beta "$V1b" >/dev/null 2>&1; check_eq "another tenant's visi
 admin visitor erase acme >/dev/null 2>&1; check_eq "missing visitor ID: exit 2" 2 "$?"
 admin visitor erase acme vis_AAAAAAAAAAAAAAAAAAAAAA --bogus >/dev/null 2>&1; check_eq "unknown option: exit 2" 2 "$?"
 admin retention run extra >/dev/null 2>&1; check_eq "retention run extra argument: exit 2" 2 "$?"
+out=$(admin visitor erase 'bad name!' "$V1b" 2>&1); check_eq "malformed tenant name: exit 2" 2 "$?"
+check_match "malformed tenant name: says why" "is not a tenant name" "$out"
+admin retention run --tenant '../x' >/dev/null 2>&1; check_eq "retention run, malformed --tenant: exit 2" 2 "$?"
 
 # ---- a person two tenants know: erasing one mapping keeps the identity for the other
 read -r _ W_A <<<"$(recog "$KA" sample3.jpg)"
