@@ -56,6 +56,7 @@ struct worker {
     int nlisteners;
     pv_h2guard_t *h2guard;
     h2o_linklist_t conns; /* client connections open on this loop (conn_t) */
+    h2o_globalconf_t *config;
     int ret;
 };
 
@@ -186,9 +187,43 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * A loop's libh2o state is made and disposed of on the loop's own thread, as
+ * libh2o's own server does: a socket's input buffer recycles through a
+ * thread-local allocator chosen when the socket is created (the prototype
+ * h2o_socket_buffer_prototype is __thread). The pipe socket behind a
+ * context's message queues, created on another thread, would push and pop
+ * that thread's allocator from this one, unlocked: the heap corruption that
+ * killed the gateway under load (free(): invalid pointer in libh2o).
+ */
+static void loop_init(worker_t *w)
+{
+    h2o_context_init(&w->t.super, h2o_evloop_create(), w->config);
+    w->t.queue = h2o_multithread_create_queue(w->t.super.loop);
+    h2o_multithread_register_receiver(w->t.queue, &w->t.receiver, pv_pool_on_done);
+}
+
+static void loop_dispose(worker_t *w)
+{
+    h2o_evloop_t *loop = w->t.super.loop;
+    h2o_multithread_unregister_receiver(w->t.queue, &w->t.receiver);
+    h2o_multithread_destroy_queue(w->t.queue);
+    w->t.queue = NULL;
+    /* a context with connections still open cannot be disposed safely; exiting releases them */
+    if (w->ret != 0)
+        return;
+    pv_h2guard_destroy(w->h2guard); /* no connection is left to dispose a tracked request */
+    w->h2guard = NULL;
+    h2o_context_dispose(&w->t.super);
+    /* sockets closed by the disposal are freed on the loop's next turn */
+    h2o_evloop_run(loop, 0);
+    h2o_evloop_destroy(loop);
+}
+
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
+    loop_init(w);
     h2o_evloop_t *loop = w->t.super.loop;
     for (int i = 0; i < w->nlisteners; i++) {
         listener_t *l = &w->listeners[i];
@@ -229,6 +264,7 @@ static void *worker_main(void *arg)
     while (now_ms() < settle)
         h2o_evloop_run(loop, 50);
     w->ret = connections_open(&w->t.super) ? 1 : 0;
+    loop_dispose(w);
     return NULL;
 }
 
@@ -605,8 +641,8 @@ int pv_gateway_run(const pv_gateway_config_t *conf)
     }
     for (int i = 0; i < nthreads; i++) {
         worker_t *w = &workers[i];
-        h2o_context_init(&w->t.super, h2o_evloop_create(), &globalconf);
         h2o_linklist_init_anchor(&w->conns);
+        w->config = &globalconf;
         w->t.gw = &gw;
         w->t.index = i;
         w->accept_plain.ctx = w->accept_tls.ctx = &w->t.super;
@@ -617,8 +653,6 @@ int pv_gateway_run(const pv_gateway_config_t *conf)
             goto out;
         if ((ret = pv_tenants_reader_create(&w->t.reader, gw.tenants)) != 0)
             goto out;
-        w->t.queue = h2o_multithread_create_queue(w->t.super.loop);
-        h2o_multithread_register_receiver(w->t.queue, &w->t.receiver, pv_pool_on_done);
         for (int j = 0; j < nfds; j++) {
             listener_t *l = &w->listeners[w->nlisteners++];
             l->w = w;
@@ -641,18 +675,9 @@ out:
     for (int i = 0; i < started; i++) {
         worker_t *w = &workers[i];
         pv_tenants_reader_destroy(w->t.reader);
-        if (w->t.queue != NULL) {
-            h2o_multithread_unregister_receiver(w->t.queue, &w->t.receiver);
-            h2o_multithread_destroy_queue(w->t.queue);
-        }
-        /* a context with connections still open cannot be disposed safely; exiting releases them */
+        /* the loop is gone (worker_main) unless connections outstayed it; a worker that never ran has none */
         if (w->ret == 0) {
-            h2o_evloop_t *loop = w->t.super.loop;
-            pv_h2guard_destroy(w->h2guard); /* no connection is left to dispose a tracked request */
-            h2o_context_dispose(&w->t.super);
-            /* sockets closed by the disposal are freed on the loop's next turn */
-            h2o_evloop_run(loop, 0);
-            h2o_evloop_destroy(loop);
+            pv_h2guard_destroy(w->h2guard);
             SSL_CTX_free(w->accept_tls.ssl_ctx);
         }
     }
