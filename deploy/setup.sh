@@ -50,7 +50,7 @@ faiss_ver=$(dpkg-query -W -f='${source:Version}' libfaiss-dev) || die "libfaiss-
 faiss_src=$deps/faiss-src
 if [ "$(cat "$faiss_src/.privid-version" 2>/dev/null)" != "$faiss_ver" ]; then
   step "fetching the Debian source of faiss $faiss_ver (for the C API)"
-  if ! apt-cache showsrc faiss 2>/dev/null | grep -q "^Version: $faiss_ver\$"; then
+  if ! apt-cache showsrc faiss 2>/dev/null | grep "^Version: $faiss_ver\$" >/dev/null; then
     [ "$(id -u)" = 0 ] || die "deb-src entries are needed to fetch the faiss source; run as root"
     src_list=/etc/apt/sources.list.d/privid-deb-src.sources
     if [ -f /etc/apt/sources.list.d/debian.sources ]; then

@@ -169,7 +169,9 @@ check_match "--help lists variables" 'PRIVID_LISTEN' "$out"
 
 # a fatal signal is reported in the log (signal, thread, stack) before the
 # default action; under ASan the sanitizer reports instead
-if ! ldd "$PV_GATEWAY" | grep -q libasan; then
+# (ldd's output is read whole: `ldd | grep -q` under pipefail failed when grep quit first and ldd got SIGPIPE)
+libs=$(ldd "$PV_GATEWAY")
+if [[ $libs != *libasan* ]]; then
   "$PV_GATEWAY" --listen 127.0.0.1:0 --data-dir "$data" --models off > "$PV_TMP/crash.log" 2>&1 &
   pid=$!
   for i in $(seq 1 100); do grep -q 'gateway started' "$PV_TMP/crash.log" && break; sleep 0.05; done
