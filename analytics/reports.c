@@ -730,8 +730,10 @@ int pv_report_run(pv_reports_t *r, json_t **out, const pv_report_query_t *q, uin
         /* the tenant's k */
         const char *p2[1] = {tenant};
         res = PQexecParams(
-            c, "SELECT coalesce((SELECT k FROM tenant_report_settings WHERE tenant_id = $1::bigint), 5)", 1,
-            NULL, p2, NULL, NULL, 0);
+            c,
+            "SELECT coalesce((SELECT k FROM tenant_report_settings WHERE tenant_id = $1::bigint), 5), "
+            "EXISTS (SELECT 1 FROM visit_rollup_pending WHERE tenant_id = $1::bigint)",
+            1, NULL, p2, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK)
             break;
         PQclear(res);
@@ -748,6 +750,8 @@ int pv_report_run(pv_reports_t *r, json_t **out, const pv_report_query_t *q, uin
         goto out;
     }
     k = ll(res, 0, 0);
+    /* visits the writer delivered that the roll-up has not taken in yet (0007): read visits */
+    int pending = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
     PQclear(res);
     res = NULL;
     int tz_ok = zone_known(r, c, q->tz);
@@ -773,7 +777,7 @@ int pv_report_run(pv_reports_t *r, json_t **out, const pv_report_query_t *q, uin
     static const char *const rollup_sql[] = {SQL_SUMMARY_ROLLUP, SQL_TIMESERIES_ROLLUP, NULL,
                                              SQL_FREQUENCY_ROLLUP, NULL};
     int nparams = q->kind == PV_REPORT_TIMESERIES ? 6 : 5;
-    res = PQexecParams(c, rollup_fits(r, q) ? rollup_sql[q->kind] : sql[q->kind], nparams, NULL, params, NULL,
+    res = PQexecParams(c, !pending && rollup_fits(r, q) ? rollup_sql[q->kind] : sql[q->kind], nparams, NULL, params, NULL,
                        NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ret = conn_lost(c) ? PV_EUNAVAIL : PV_EDB;

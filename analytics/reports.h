@@ -78,8 +78,10 @@ void pv_reports_destroy(pv_reports_t *r);
 /*
  * Whether reports may read the roll-up visit_rollup (migrations/0005; on by
  * default). Summary and frequency over whole UTC days, and day or week
- * timeseries in UTC over whole UTC days, read it; every other report reads
- * visits. Off, every report reads visits: the bench and the tests compare
+ * timeseries in UTC over whole UTC days, read it, unless the tenant has
+ * visits the roll-up has not taken in yet (visit_rollup_pending, 0007: the
+ * writer defers the roll-up); every other report reads visits. Off, every
+ * report reads visits: the bench and the tests compare
  * both paths. Call before the first report.
  */
 void pv_reports_set_rollup(pv_reports_t *r, int on);

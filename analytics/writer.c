@@ -7,6 +7,12 @@
  * visitor's rows; a replay re-inserts a visit only together with the erasure
  * that follows it (deletion is up-to a sequence number), so it ends erased.
  * Events are applied in sequence order: a batch is cut at each erasure.
+ * The roll-up (migrations/0005-0007) is off this path: the connection sets
+ * privid.rollup_deferred, so an INSERT only records its visits as pending,
+ * and a second thread on its own connection applies them to the roll-up
+ * (analytics_rollup_catch_up, ROLLUP_CHUNK visits at a time), so a delivery
+ * never waits for it and reports read `visits` for a tenant with pending
+ * visits. conf.rollup_inline keeps the roll-up in each delivery (bench).
  * The same thread copies the LMDB usage counters into usage_daily (usage.h):
  * every day after each (re)connection, then yesterday and today every
  * USAGE_EVERY_MS and once more when it stops. It also prunes the business
@@ -39,6 +45,8 @@
 #define PRUNE_EVERY_MS (3600 * 1000) /* idempotency records past their tenant's retention (events.h) */
 #define PRUNE_BATCH 10000            /* records per LMDB write transaction */
 #define DAY_MS (24 * 3600 * 1000)
+#define ROLLUP_CHUNK "5000"   /* pending visits per catch-up transaction (whole visitors) */
+#define ROLLUP_YIELD_MS 1000 /* with a backlog in the outbox, the roll-up takes one chunk per second */
 
 /* The SELECT lists shared by every method: `j` is one event as jsonb. */
 #define TS_EXPR "('epoch'::timestamptz + (j->>'ts_ms')::bigint * interval '1 millisecond')"
@@ -104,13 +112,15 @@ struct pv_writer {
     int idle_ms, backoff_min_ms, backoff_max_ms;
     pv_writer_method_t method;
     int lock_fd; /* writer.lock in the store's directory, flock()ed while the writer runs */
-    pthread_t thread;
+    int rollup_inline;
+    pthread_t thread, rollup_thread;
+    int rollup_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stopping, pending;
-    _Atomic uint64_t depth, delivered, failures, rejected;
+    int stopping, pending, rollup_wake;
+    _Atomic uint64_t depth, delivered, failures, rejected, rolled_up;
     _Atomic int64_t oldest_queued_ms, last_delivery_ms;
-    _Atomic int connected;
+    _Atomic int connected, rollup_idle;
 };
 
 static int64_t now_ms(void)
@@ -120,8 +130,17 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Sleeps up to ms; returns nonzero when asked to stop. `wakeable`: new events end it early. */
-static int nap(pv_writer_t *w, int ms, int wakeable)
+static int stop_asked(pv_writer_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int stop = w->stopping;
+    pthread_mutex_unlock(&w->mu);
+    return stop;
+}
+
+/* Sleeps up to ms; returns nonzero when asked to stop. *wake set (then cleared) ends it early;
+ * wake NULL: only a stop does. */
+static int nap(pv_writer_t *w, int ms, int *wake)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -132,10 +151,11 @@ static int nap(pv_writer_t *w, int ms, int wakeable)
         until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&w->mu);
-    while (!w->stopping && !(wakeable && w->pending) &&
+    while (!w->stopping && !(wake != NULL && *wake) &&
            pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
         ;
-    w->pending = 0;
+    if (wake != NULL)
+        *wake = 0;
     int stop = w->stopping;
     pthread_mutex_unlock(&w->mu);
     return stop;
@@ -412,10 +432,11 @@ out:
     return rc;
 }
 
-static PGconn *connect_pg(pv_writer_t *w)
+/* A connection for the writer (rollup 0) or the roll-up thread (1), or NULL (logged). */
+static PGconn *connect_pg(pv_writer_t *w, int rollup)
 {
     const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-    const char *vals[] = {"5", "privid-writer", w->dsn, NULL};
+    const char *vals[] = {"5", rollup ? "privid-rollup" : "privid-writer", w->dsn, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
         char line[300];
@@ -429,7 +450,12 @@ static PGconn *connect_pg(pv_writer_t *w)
         return NULL;
     }
     PQsetNoticeProcessor(c, quiet_notices, NULL);
-    if (w->method == PV_WRITER_PIPELINE && prepare_pipeline(c) != 0) {
+    if (!rollup && !w->rollup_inline &&
+        exec1(c, "deferred roll-up", "SET privid.rollup_deferred = on", NULL) != 0) {
+        PQfinish(c);
+        return NULL;
+    }
+    if (!rollup && w->method == PV_WRITER_PIPELINE && prepare_pipeline(c) != 0) {
         PQfinish(c);
         return NULL;
     }
@@ -490,10 +516,7 @@ static void *run(void *arg)
     int64_t partitions_at = 0, usage_at = 0, prune_at = 0;
 
     for (;;) {
-        pthread_mutex_lock(&w->mu);
-        int stop = w->stopping;
-        pthread_mutex_unlock(&w->mu);
-        if (stop)
+        if (stop_asked(w))
             break;
         refresh_stats(w);
         if (now_ms() - prune_at > PRUNE_EVERY_MS) {
@@ -507,7 +530,7 @@ static void *run(void *arg)
         }
         if (c == NULL || PQstatus(c) != CONNECTION_OK) {
             PQfinish(c);
-            if ((c = connect_pg(w)) == NULL)
+            if ((c = connect_pg(w, 0)) == NULL)
                 goto failed;
             partitions_at = usage_at = 0;
             PV_LOG(PV_LOG_INFO, "analytics writer: connected", "method=%d", (int)w->method);
@@ -530,7 +553,7 @@ static void *run(void *arg)
         }
         if (b.n == 0) {
             atomic_store(&w->connected, 1);
-            if (nap(w, w->idle_ms, 1))
+            if (nap(w, w->idle_ms, &w->pending))
                 break;
             continue;
         }
@@ -549,6 +572,11 @@ static void *run(void *arg)
         } else {
             atomic_fetch_add(&w->delivered, b.n);
             atomic_store(&w->last_delivery_ms, now_ms());
+            atomic_store(&w->rollup_idle, 0);
+            pthread_mutex_lock(&w->mu);
+            w->rollup_wake = 1;
+            pthread_cond_broadcast(&w->cv);
+            pthread_mutex_unlock(&w->mu);
         }
         if (single_left > 0)
             single_left--;
@@ -566,7 +594,7 @@ static void *run(void *arg)
         atomic_store(&w->connected, 0);
     failed_lmdb:
         atomic_fetch_add(&w->failures, 1);
-        if (nap(w, backoff, 0))
+        if (nap(w, backoff, NULL))
             break;
         backoff = backoff * 2 > w->backoff_max_ms ? w->backoff_max_ms : backoff * 2;
     }
@@ -576,6 +604,67 @@ static void *run(void *arg)
     free(b.items);
     free(b.text);
     free(buf);
+    return NULL;
+}
+
+/* The roll-up thread: applies delivered visits to the roll-up, a chunk per
+ * transaction, until none is pending; then waits for the next delivery (or
+ * idle_ms: pending visits from an earlier run or another writer). While the
+ * outbox holds a backlog it yields to the deliveries (both compete for the
+ * same cores) but still takes a chunk every ROLLUP_YIELD_MS. */
+static void *run_rollup(void *arg)
+{
+    pv_writer_t *w = arg;
+    PGconn *c = NULL;
+    int backoff = w->backoff_min_ms;
+    int64_t last_ms = 0;
+    for (;;) {
+        if (stop_asked(w))
+            break;
+        /* deliveries first: while the outbox holds more than a batch, one chunk a second */
+        int64_t since = now_ms() - last_ms;
+        if (atomic_load(&w->depth) > w->batch_max && since >= 0 && since < ROLLUP_YIELD_MS) {
+            if (nap(w, (int)(ROLLUP_YIELD_MS - since), NULL))
+                break;
+            continue;
+        }
+        if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+            PQfinish(c);
+            if ((c = connect_pg(w, 1)) == NULL)
+                goto failed;
+        }
+        last_ms = now_ms();
+        PGresult *r = PQexec(c, "SELECT analytics_rollup_catch_up(" ROLLUP_CHUNK ")");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            log_failure(c, r, "roll-up");
+            PQclear(r);
+            goto failed;
+        }
+        long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+        backoff = w->backoff_min_ms;
+        if (n > 0) {
+            atomic_fetch_add(&w->rolled_up, (uint64_t)n);
+            continue;
+        }
+        /* nothing pending: unless a delivery came meanwhile (it clears this first) */
+        pthread_mutex_lock(&w->mu);
+        if (!w->rollup_wake)
+            atomic_store(&w->rollup_idle, 1);
+        pthread_mutex_unlock(&w->mu);
+        if (nap(w, w->idle_ms, &w->rollup_wake))
+            break;
+        continue;
+    failed:
+        if (c != NULL && PQstatus(c) != CONNECTION_OK) {
+            PQfinish(c);
+            c = NULL;
+        }
+        if (nap(w, backoff, NULL))
+            break;
+        backoff = backoff * 2 > w->backoff_max_ms ? w->backoff_max_ms : backoff * 2;
+    }
+    PQfinish(c);
     return NULL;
 }
 
@@ -621,10 +710,21 @@ int pv_writer_start(pv_writer_t **out, pv_tenants_t *t, const pv_writer_conf_t *
     if (w->backoff_max_ms < w->backoff_min_ms)
         w->backoff_max_ms = w->backoff_min_ms;
     w->method = conf->method == PV_WRITER_DEFAULT ? PV_WRITER_INSERT : conf->method;
+    w->rollup_inline = conf->rollup_inline;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     refresh_stats(w);
     int err = pthread_create(&w->thread, NULL, run, w);
+    if (err == 0 && !w->rollup_inline) {
+        if ((err = pthread_create(&w->rollup_thread, NULL, run_rollup, w)) != 0) {
+            pthread_mutex_lock(&w->mu);
+            w->stopping = 1;
+            pthread_cond_broadcast(&w->cv);
+            pthread_mutex_unlock(&w->mu);
+            pthread_join(w->thread, NULL);
+        }
+        w->rollup_started = err == 0;
+    }
     if (err != 0) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
@@ -641,7 +741,7 @@ void pv_writer_notify(pv_writer_t *w)
 {
     pthread_mutex_lock(&w->mu);
     w->pending = 1;
-    pthread_cond_signal(&w->cv);
+    pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -651,9 +751,11 @@ void pv_writer_stop(pv_writer_t *w)
         return;
     pthread_mutex_lock(&w->mu);
     w->stopping = 1;
-    pthread_cond_signal(&w->cv);
+    pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+    if (w->rollup_started)
+        pthread_join(w->rollup_thread, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     close(w->lock_fd); /* releases the store's writer lock */
@@ -692,6 +794,16 @@ uint64_t pv_writer_failures(const pv_writer_t *w)
 uint64_t pv_writer_rejected(const pv_writer_t *w)
 {
     return atomic_load(&((pv_writer_t *)w)->rejected);
+}
+
+uint64_t pv_writer_rolled_up(const pv_writer_t *w)
+{
+    return atomic_load(&((pv_writer_t *)w)->rolled_up);
+}
+
+int pv_writer_rollup_idle(const pv_writer_t *w)
+{
+    return w->rollup_inline || atomic_load(&((pv_writer_t *)w)->rollup_idle);
 }
 
 int pv_writer_connected(const pv_writer_t *w)

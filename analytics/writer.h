@@ -3,7 +3,9 @@
  * outbox into PostgreSQL. Each batch (events in sequence order) is inserted
  * in one transaction with ON CONFLICT DO NOTHING on the event's key, then
  * deleted from LMDB after the commit: at-least-once delivery onto idempotent
- * inserts, so every event lands exactly once. PostgreSQL down: events wait in
+ * inserts, so every event lands exactly once. A second thread applies the
+ * delivered visits to the reports' roll-up (migrations/0007), off the
+ * delivery path. PostgreSQL down: events wait in
  * LMDB, reconnection backs off exponentially up to a cap (no busy loop).
  */
 #ifndef PV_ANALYTICS_WRITER_H
@@ -31,6 +33,8 @@ typedef struct {
     int backoff_min_ms;        /* first retry delay after a failure; 0: 100 */
     int backoff_max_ms;        /* cap of the doubling retry delay; 0: 5000 */
     pv_writer_method_t method; /* PV_WRITER_DEFAULT unless benchmarking */
+    int rollup_inline;         /* 1: the roll-up runs in each delivery's transaction (0006; for the
+                                  bench); 0 (default): deliveries defer it to the roll-up thread */
 } pv_writer_conf_t;
 
 /*
@@ -62,5 +66,7 @@ int64_t pv_writer_last_delivery_ms(const pv_writer_t *w); /* unix ms of the last
 uint64_t pv_writer_failures(const pv_writer_t *w);        /* failed connection or batch attempts */
 uint64_t pv_writer_rejected(const pv_writer_t *w);        /* events PostgreSQL refused as invalid (dropped) */
 int pv_writer_connected(const pv_writer_t *w);            /* 1 while the last attempt succeeded */
+uint64_t pv_writer_rolled_up(const pv_writer_t *w);       /* delivered visits applied to the roll-up */
+int pv_writer_rollup_idle(const pv_writer_t *w); /* 1: the roll-up found nothing pending since the last delivery */
 
 #endif

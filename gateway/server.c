@@ -508,6 +508,11 @@ static double outbox_delivered(void *w)
     return (double)pv_writer_delivered(w);
 }
 
+static double rollup_applied(void *w)
+{
+    return (double)pv_writer_rolled_up(w);
+}
+
 static double outbox_last_delivery(void *w)
 {
     return (double)pv_writer_last_delivery_ms(w) / 1000.0;
@@ -530,6 +535,8 @@ static int start_writer(pv_gw_t *gw, const char *dsn)
                      outbox_delivered, gw->writer);
     pv_metrics_gauge("privid_outbox_last_delivery_seconds", "Unix time of the last commit to PostgreSQL.",
                      outbox_last_delivery, gw->writer);
+    pv_metrics_gauge("privid_rollup_applied", "Delivered visits applied to the reports' roll-up since start.",
+                     rollup_applied, gw->writer);
     return 0;
 }
 

@@ -188,7 +188,8 @@ int pv_admin_analytics_backfill(const pv_admin_args_t *a, pv_tenants_t *t, const
             fprintf(stderr, "privid-admin: cannot read the outbox: %s\n", pv_strerror(rc));
             goto out;
         }
-        if ((n == 0 || h.seq > target) && pv_writer_connected(w))
+        /* and the roll-up has taken in what was delivered (the reports' fast path) */
+        if ((n == 0 || h.seq > target) && pv_writer_connected(w) && pv_writer_rollup_idle(w))
             break;
         if (now_ms() > deadline) {
             fprintf(stderr,

@@ -3,7 +3,9 @@
  * synthetic visit events, then times the writer draining it into a fresh
  * database on the PostgreSQL given by DSN, once per delivery method (multi-row
  * INSERT over a jsonb array, COPY + INSERT ... SELECT, pipeline mode), from
- * the same outbox snapshot each time. Also times the outbox append that a
+ * the same outbox snapshot each time, with the roll-up deferred to the
+ * writer's roll-up thread (the default; also timed until it has caught up)
+ * and, as the baseline, INSERT with the roll-up inline in each delivery. Also times the outbox append that a
  * recognition adds to the API (one visit, one LMDB transaction) and, for
  * comparison, one fdatasync on the same disk. Prints one JSON line per figure.
  *   bench_writer DSN [N=200000] [BATCH=1000] [MIGRATIONS_DIR]
@@ -169,7 +171,11 @@ int main(int argc, char **argv)
     static const struct {
         pv_writer_method_t m;
         const char *name;
-    } methods[] = {{PV_WRITER_INSERT, "insert"}, {PV_WRITER_COPY, "copy"}, {PV_WRITER_PIPELINE, "pipeline"}};
+        int inline_rollup;
+    } methods[] = {{PV_WRITER_INSERT, "insert", 0},
+                   {PV_WRITER_COPY, "copy", 0},
+                   {PV_WRITER_PIPELINE, "pipeline", 0},
+                   {PV_WRITER_INSERT, "insert_rollup_inline", 1}};
     for (size_t mi = 0; mi < sizeof(methods) / sizeof(methods[0]); mi++) {
         PQclear(PQexec(c, "TRUNCATE visits, events, erasures"));
         PQclear(PQexec(c, "CHECKPOINT"));
@@ -177,7 +183,11 @@ int main(int argc, char **argv)
             goto drop;
         pv_writer_t *w = NULL;
         pv_writer_conf_t conf = {
-            .dsn = dsn, .batch_max = (size_t)batch, .idle_ms = 1, .method = methods[mi].m};
+            .dsn = dsn,
+            .batch_max = (size_t)batch,
+            .idle_ms = 1,
+            .method = methods[mi].m,
+            .rollup_inline = methods[mi].inline_rollup};
         double s = now_s();
         if (pv_writer_start(&w, t, &conf) != 0)
             goto drop;
@@ -186,17 +196,30 @@ int main(int argc, char **argv)
             nanosleep(&ts, NULL);
         }
         double secs = now_s() - s;
+        /* the deferred roll-up catching up after the last delivery (its own thread) */
+        for (;;) {
+            r = PQexec(c, "SELECT count(*) FROM visit_rollup_pending");
+            long left = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : -1;
+            PQclear(r);
+            if (left <= 0)
+                break;
+            struct timespec ts = {0, 10000000};
+            nanosleep(&ts, NULL);
+        }
+        double all_secs = now_s() - s;
         uint64_t delivered = pv_writer_delivered(w), failures = pv_writer_failures(w);
         pv_writer_stop(w);
         pv_tenants_close(t);
         t = NULL;
-        r = PQexec(c, "SELECT count(*) FROM visits");
+        r = PQexec(c, "SELECT count(*), (SELECT sum(n0) FROM visit_rollup WHERE per_location) FROM visits");
         long rows = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : -1;
+        long rolled = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 1)) : -1;
         PQclear(r);
         printf("{\"bench\":\"writer\",\"method\":\"%s\",\"events\":%ld,\"batch\":%ld,\"seconds\":%.3f,"
-               "\"events_per_s\":%.0f,\"rows\":%ld,\"delivered\":%llu,\"failures\":%llu}\n",
-               methods[mi].name, n, batch, secs, (double)n / secs, rows, (unsigned long long)delivered,
-               (unsigned long long)failures);
+               "\"events_per_s\":%.0f,\"rollup_done_s\":%.3f,\"with_rollup_per_s\":%.0f,\"rows\":%ld,"
+               "\"rolled_up\":%ld,\"delivered\":%llu,\"failures\":%llu}\n",
+               methods[mi].name, n, batch, secs, (double)n / secs, all_secs, (double)n / all_secs, rows, rolled,
+               (unsigned long long)delivered, (unsigned long long)failures);
         fflush(stdout);
     }
     rc = 0;

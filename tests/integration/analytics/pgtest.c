@@ -109,6 +109,17 @@ long long pgt_rollup_diff(PGconn *c)
     return d;
 }
 
+long long pgt_wait_rollup(PGconn *c, int timeout_ms)
+{
+    long long left = 0;
+    for (int waited = 0;; waited += 20) {
+        left = pgt_scalar(c, "SELECT count(*) FROM visit_rollup_pending");
+        if (left == 0 || waited >= timeout_ms)
+            return left;
+        pgt_sleep_ms(20);
+    }
+}
+
 void pgt_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

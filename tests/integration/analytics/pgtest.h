@@ -31,6 +31,10 @@ long long pgt_scalar(PGconn *c, const char *sql);
  * triggers maintained it, differ from a rebuild from visits (zero rows
  * ignored); the rebuild is rolled back. 0 when they agree. */
 long long pgt_rollup_diff(PGconn *c);
+
+/* Waits up to timeout_ms for the writer's roll-up thread to apply every
+ * pending visit (migrations/0007); returns how many are still pending. */
+long long pgt_wait_rollup(PGconn *c, int timeout_ms);
 void pgt_sleep_ms(int ms);
 /* nftw() callback that removes every entry (FTW_DEPTH | FTW_PHYS). */
 int pgt_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw);

@@ -764,6 +764,107 @@ static void test_rollup_equals_raw(void **state)
     PQfinish(c);
 }
 
+#define TD 1004
+
+static void summary_equal(pv_reports_t *raw, const char *q, int want_equal_skewed, PGconn *c)
+{
+    char sql[160];
+    json_t *a = report_on(g_reports, PV_REPORT_SUMMARY, TD, q), *b = report_on(raw, PV_REPORT_SUMMARY, TD, q);
+    snprintf(sql, sizeof(sql), "UPDATE visit_rollup SET n0 = n0 + 1000 WHERE tenant_id = %d AND lag_day = day", TD);
+    exec_ok(c, sql);
+    json_t *skewed = report_on(g_reports, PV_REPORT_SUMMARY, TD, q);
+    snprintf(sql, sizeof(sql), "UPDATE visit_rollup SET n0 = n0 - 1000 WHERE tenant_id = %d AND lag_day = day", TD);
+    exec_ok(c, sql);
+    assert_true(json_equal(a, b));
+    assert_true(json_is_integer(json_object_get(json_object_get(a, "data"), "visits")));
+    assert_int_equal(json_equal(skewed, b), want_equal_skewed);
+    json_decref(a);
+    json_decref(b);
+    json_decref(skewed);
+}
+
+/* The writer's deferred roll-up (migrations/0007). Visits inserted with
+ * privid.rollup_deferred = on wait in visit_rollup_pending; synchronous
+ * inserts and erasures of visitors that have pending visits, and catch-ups
+ * in small chunks, come in between. While anything of the tenant is
+ * pending its reports read visits (a skewed roll-up does not show); once
+ * caught up the roll-up equals a rebuild and the reports read it again. */
+static void test_rollup_deferred(void **state)
+{
+    (void)state;
+    enum { NVIS = 150, NMAX = 1600, NB = 6 };
+    typedef struct {
+        long long ts;
+        int visitor, loc, is_new;
+    } dv_t;
+    static dv_t v[NMAX];
+    int n = 0;
+    for (int i = 0; i < NVIS; i++)
+        for (int j = 0, visits = 1 + (int)rnd(12); j < visits && n < NMAX; j++)
+            v[n++] = (dv_t){BASE + (long long)rnd(28) * DAY + rnd(DAY), i, (int)rnd(2), j == 0};
+    for (int i = n - 1; i > 0; i--) { /* out of order, as replays and late events come */
+        int j = (int)rnd((unsigned)i + 1);
+        dv_t t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+    PGconn *c = PQconnectdb(g_dsn), *d = PQconnectdb(g_dsn);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    assert_int_equal(PQstatus(d), CONNECTION_OK);
+    exec_ok(d, "SET privid.rollup_deferred = on");
+    size_t size = (size_t)NMAX * 96 + 256;
+    char *sql = malloc(size);
+    assert_non_null(sql);
+    for (int b = 0; b < NB; b++) {
+        int lo = b * n / NB, hi = (b + 1) * n / NB;
+        size_t o = (size_t)snprintf(sql, size,
+                                    "INSERT INTO visits (tenant_id, ts, event_id, visitor, location, status) VALUES ");
+        for (int i = lo; i < hi; i++)
+            o += (size_t)snprintf(sql + o, size - o, "%s(%d, to_timestamp(%lld), 'd%d', 'u%d', '%s', '%s')",
+                                  i > lo ? "," : "", TD, v[i].ts, i, v[i].visitor, LOC[v[i].loc],
+                                  v[i].is_new ? "new" : "returning");
+        snprintf(sql + o, size - o, " ON CONFLICT DO NOTHING");
+        exec_ok(b == 2 ? c : d, sql); /* batch 2 synchronous: it also applies its visitors' pending visits */
+        if (b == 1 || b == 3)
+            for (int k = 0; k < 3; k++)
+                exec_ok(c, "SELECT analytics_rollup_catch_up(40)");
+        if (b == 4)
+            for (int k = 0; k < 6; k++) { /* erasures (the writer's statement shape) while visits are pending */
+                snprintf(sql, size,
+                         "DELETE FROM visits v USING (SELECT %d AS t, 'u%u' AS w) e WHERE v.tenant_id = e.t "
+                         "AND v.visitor = e.w",
+                         TD, rnd(NVIS));
+                exec_ok(c, sql);
+            }
+    }
+    snprintf(sql, size, "DELETE FROM visits WHERE tenant_id = %d AND event_id IN ('d3', 'd77', 'd901')", TD);
+    exec_ok(d, sql);
+    snprintf(sql, size, "SELECT count(*) FROM visit_rollup_pending WHERE tenant_id = %d", TD);
+    assert_true(pgt_scalar(c, sql) > 0);
+
+    pv_reports_t *raw = NULL;
+    assert_int_equal(pv_reports_create(&raw, g_dsn, 1), 0);
+    pv_reports_set_rollup(raw, 0);
+    static const char Q[] = "from=2026-09-07T00:00:00Z&to=2026-10-05T00:00:00Z";
+    summary_equal(raw, Q, 1, c); /* pending: visits are read, the skew does not show */
+
+    long long applied, total = 0;
+    while ((applied = pgt_scalar(c, "SELECT analytics_rollup_catch_up(100)")) > 0)
+        total += applied;
+    assert_true(total > 0);
+    assert_int_equal(pgt_scalar(c, sql), 0);
+    assert_int_equal(pgt_rollup_diff(c), 0);
+    snprintf(sql, size, "SELECT sum(n0) FROM visit_rollup WHERE tenant_id = %d AND per_location", TD);
+    long long rolled = pgt_scalar(c, sql);
+    snprintf(sql, size, "SELECT count(*) FROM visits WHERE tenant_id = %d", TD);
+    assert_int_equal(rolled, pgt_scalar(c, sql));
+    summary_equal(raw, Q, 0, c); /* caught up: the roll-up is read again */
+    pv_reports_destroy(raw);
+    free(sql);
+    PQfinish(c);
+    PQfinish(d);
+}
+
 static int setup_group(void **state)
 {
     (void)state;
@@ -797,6 +898,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_timeseries), cmocka_unit_test(test_isolation),
         cmocka_unit_test(test_k_setting),  cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_pg_down),    cmocka_unit_test(test_rollup_equals_raw),
+        cmocka_unit_test(test_rollup_deferred),
     };
     rc = cmocka_run_group_tests_name("analytics_reports", tests, setup_group, teardown_group);
 drop:

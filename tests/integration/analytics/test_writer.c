@@ -163,6 +163,9 @@ static void exactly_once(void **state, pv_writer_method_t method)
     wait_empty(f, w);
     assert_int_equal(pv_writer_delivered(w), 350);
     assert_true(pv_writer_last_delivery_ms(w) > 0);
+    /* the deliveries left the roll-up to the writer's roll-up thread, which catches up */
+    assert_int_equal(pgt_wait_rollup(f->pg, 30000), 0);
+    assert_true(pv_writer_rolled_up(w) > 0);
     pv_writer_stop(w);
     assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 350);
     assert_int_equal(pgt_scalar(f->pg, "SELECT count(DISTINCT event_id) FROM visits"), 350);
@@ -255,6 +258,7 @@ static void test_erasure(void **state)
     assert_int_equal(pv_visits_record(f->t, &f->a, &vx, 1, &x), 0); /* seen again after the erasure */
     w = start(f, g_dsn, PV_WRITER_DEFAULT, 0);
     wait_empty(f, w);
+    assert_int_equal(pgt_wait_rollup(f->pg, 30000), 0);
     pv_writer_stop(w);
     assert_int_equal(pgt_scalar(f->pg, sql), 1); /* only the visit after the erasure */
     snprintf(sql, sizeof(sql),
