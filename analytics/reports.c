@@ -219,39 +219,6 @@ static int fail(pv_report_error_t *err, int status, const char *param, const cha
     return PV_EINVAL;
 }
 
-static int hexval(int c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* Percent-decodes (and '+' -> ' ') into out; -1 when malformed or longer than size - 1. */
-static int url_decode(char *out, size_t size, const char *s, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return -1;
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-            if (h < 0 || l < 0)
-                return -1;
-            c = h << 4 | l;
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
-        if (c == 0 || o + 1 >= size)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return (int)o;
-}
-
 /* IANA-like: letters, digits, _ + - in up to three '/'-separated parts, starting with a letter. */
 static int tz_pattern_ok(const char *s, size_t len)
 {
@@ -292,11 +259,11 @@ int pv_report_query_parse(pv_report_query_t *out, pv_report_kind_t kind, const c
         size_t nlen = eq ? (size_t)(eq - (query + i)) : end - i;
         char name[16], value[256];
         int vlen;
-        if (url_decode(name, sizeof(name), query + i, nlen) < 0)
+        if (pv_url_decode(name, sizeof(name), query + i, nlen) < 0)
             return fail(err, 400, "", "unknown or malformed query parameter");
         if (eq == NULL)
             return fail(err, 400, name, "query parameter \"%s\" needs a value", name);
-        if ((vlen = url_decode(value, sizeof(value), eq + 1, (size_t)(query + end - eq - 1))) < 0)
+        if ((vlen = pv_url_decode(value, sizeof(value), eq + 1, (size_t)(query + end - eq - 1))) < 0)
             return fail(err, 400, name, "%s: malformed or too long value", name);
         unsigned bit;
         if (strcmp(name, "from") == 0 || strcmp(name, "to") == 0) {
@@ -777,8 +744,8 @@ int pv_report_run(pv_reports_t *r, json_t **out, const pv_report_query_t *q, uin
     static const char *const rollup_sql[] = {SQL_SUMMARY_ROLLUP, SQL_TIMESERIES_ROLLUP, NULL,
                                              SQL_FREQUENCY_ROLLUP, NULL};
     int nparams = q->kind == PV_REPORT_TIMESERIES ? 6 : 5;
-    res = PQexecParams(c, !pending && rollup_fits(r, q) ? rollup_sql[q->kind] : sql[q->kind], nparams, NULL, params, NULL,
-                       NULL, 0);
+    res = PQexecParams(c, !pending && rollup_fits(r, q) ? rollup_sql[q->kind] : sql[q->kind], nparams, NULL,
+                       params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ret = conn_lost(c) ? PV_EUNAVAIL : PV_EDB;
         fail(err, ret == PV_EUNAVAIL ? 503 : 500, "", "report query failed%s",

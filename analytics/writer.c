@@ -45,7 +45,7 @@
 #define PRUNE_EVERY_MS (3600 * 1000) /* idempotency records past their tenant's retention (events.h) */
 #define PRUNE_BATCH 10000            /* records per LMDB write transaction */
 #define DAY_MS (24 * 3600 * 1000)
-#define ROLLUP_CHUNK "5000"   /* pending visits per catch-up transaction (whole visitors) */
+#define ROLLUP_CHUNK "5000"  /* pending visits per catch-up transaction (whole visitors) */
 #define ROLLUP_YIELD_MS 1000 /* with a backlog in the outbox, the roll-up takes one chunk per second */
 
 /* The SELECT lists shared by every method: `j` is one event as jsonb. */

@@ -43,6 +43,32 @@ int pv_hex_decode(uint8_t *out, const char *in, size_t len)
     return 0;
 }
 
+int pv_url_decode(char *out, size_t size, const char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return -1;
+            int hi = hexval(s[i + 1]), lo = hi < 0 ? -1 : hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = hi << 4 | lo;
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (c == 0 || o + 1 >= size)
+            return -1;
+        out[o++] = (char)c;
+    }
+    if (size == 0)
+        return -1;
+    out[o] = '\0';
+    return (int)o;
+}
+
 size_t pv_b64url_len(size_t len)
 {
     return len / 3 * 4 + (len % 3 == 0 ? 0 : len % 3 + 1);
@@ -148,8 +174,8 @@ int pv_rfc3339_parse(int64_t *out_ms, const char *s, size_t len)
         return PV_EINVAL;
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 ||
-        mi > 59 || se > 60)
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+        h > 23 || mi > 59 || se > 60)
         return PV_EINVAL;
     size_t i = 19;
     if (i < len && s[i] == '.') {

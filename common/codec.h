@@ -2,7 +2,8 @@
  * Small encodings and randomness shared by tenants (API keys), gateway
  * (request ids) and recognizer (visitor IDs): hex, unpadded base64url,
  * cryptographic random bytes and constant-time comparison (OpenSSL), RFC 3339
- * times (gateway query parameters, business events).
+ * times (gateway query parameters, business events), query-string
+ * percent-decoding (gateway and report parameters).
  */
 #ifndef PV_COMMON_CODEC_H
 #define PV_COMMON_CODEC_H
@@ -16,6 +17,12 @@ void pv_hex_encode(char *out, const uint8_t *in, size_t len);
 /* Decodes exactly 2*len hex digits from in (lower or upper case).
  * Returns 0, or PV_EINVAL when a character is not a hex digit. */
 int pv_hex_decode(uint8_t *out, const char *in, size_t len);
+
+/* Percent-decodes a query-string name or value of len bytes into out (NUL-terminated; capacity
+ * size), '+' read as a space. Returns the decoded length, or -1 when a '%' is not followed by two
+ * hex digits, the result holds a NUL byte (raw or "%00": "never%00x" must not read as "never"),
+ * or it needs more than size - 1 bytes. */
+int pv_url_decode(char *out, size_t size, const char *s, size_t len);
 
 /* Length of the unpadded base64url text for len bytes (without NUL). */
 size_t pv_b64url_len(size_t len);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include "common/codec.h"
 #include "common/error.h"
 #include "gateway/request.h"
 
@@ -19,41 +20,6 @@ static int fail(pv_req_error_t *err, int status, const char *fmt, const char *wh
     err->status = status;
     snprintf(err->text, sizeof(err->text), fmt, what);
     return PV_EINVAL;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decodes src into dst (capacity cap incl. NUL); '+' is a space. Returns length or -1. */
-static int url_decode(char *dst, size_t cap, const char *src, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return -1;
-            int hi = hexval(src[i + 1]), lo = hi < 0 ? -1 : hexval(src[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (char)(hi << 4 | lo);
-            if (c == '\0') /* "enroll=never%00x" must not read as "never" */
-                return -1;
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
-        if (o + 1 >= cap)
-            return -1;
-        dst[o++] = c;
-    }
-    dst[o] = '\0';
-    return (int)o;
 }
 
 /* Labels: 1..64 bytes, printable ASCII or UTF-8 continuation/lead bytes, no control characters. */
@@ -93,11 +59,11 @@ int pv_params_parse(pv_recog_params_t *out, const char *query, size_t len, pv_re
         size_t nlen = eq ? (size_t)(eq - (query + i)) : end - i;
         char name[32], value[PV_LABEL_MAX * 3 + 1];
         int vlen;
-        if (url_decode(name, sizeof(name), query + i, nlen) < 0)
+        if (pv_url_decode(name, sizeof(name), query + i, nlen) < 0)
             return fail(err, 400, "%s", "malformed query parameter name");
         if (eq == NULL)
             return fail(err, 400, "query parameter \"%.31s\" needs a value", name);
-        if ((vlen = url_decode(value, sizeof(value), eq + 1, (size_t)(query + end - eq - 1))) < 0)
+        if ((vlen = pv_url_decode(value, sizeof(value), eq + 1, (size_t)(query + end - eq - 1))) < 0)
             return fail(err, 400, "query parameter \"%.31s\": malformed or too long value", name);
         unsigned bit;
         if (strcmp(name, "location") == 0) {
@@ -186,9 +152,11 @@ static int part_is_image(const uint8_t *hdr, size_t len)
         if (llen > 20 && strncasecmp(line, "content-disposition:", 20) == 0) {
             /* look for name="image" as a whole parameter */
             for (size_t j = 20; j + 12 <= llen; j++) {
-                if (strncasecmp(line + j, "name=\"image\"", 12) == 0 && (line[j - 1] == ' ' || line[j - 1] == ';'))
+                if (strncasecmp(line + j, "name=\"image\"", 12) == 0 &&
+                    (line[j - 1] == ' ' || line[j - 1] == ';'))
                     return 1;
-                if (strncasecmp(line + j, "name=image", 10) == 0 && (line[j - 1] == ' ' || line[j - 1] == ';') &&
+                if (strncasecmp(line + j, "name=image", 10) == 0 &&
+                    (line[j - 1] == ' ' || line[j - 1] == ';') &&
                     (j + 10 == llen || line[j + 10] == ';' || line[j + 10] == ' '))
                     return 1;
             }
@@ -230,8 +198,9 @@ static int multipart_image(const uint8_t **image, size_t *image_len, const char 
         if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
             return fail(err, 400, "%s", "malformed multipart delimiter line");
         p += 2;
-        const uint8_t *hdr_end = memmem_bounded(p, (size_t)(end - p) < PART_HEADERS_MAX ? (size_t)(end - p) : PART_HEADERS_MAX,
-                                                (const uint8_t *)"\r\n\r\n", 4);
+        const uint8_t *hdr_end =
+            memmem_bounded(p, (size_t)(end - p) < PART_HEADERS_MAX ? (size_t)(end - p) : PART_HEADERS_MAX,
+                           (const uint8_t *)"\r\n\r\n", 4);
         const uint8_t *content;
         size_t hdr_len;
         if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') { /* a part with no headers */
@@ -270,12 +239,16 @@ int pv_body_image(const uint8_t **image, size_t *image_len, const char *content_
                   const uint8_t *body, size_t body_len, pv_req_error_t *err)
 {
     if (content_type == NULL || ct_len == 0)
-        return fail(err, 415, "%s", "Content-Type is required: image/jpeg, image/png, image/webp or multipart/form-data");
+        return fail(err, 415, "%s",
+                    "Content-Type is required: image/jpeg, image/png, image/webp or multipart/form-data");
     if (media_is(content_type, ct_len, "multipart/form-data"))
         return multipart_image(image, image_len, content_type, ct_len, body, body_len, err);
     if (!media_is(content_type, ct_len, "image/jpeg") && !media_is(content_type, ct_len, "image/png") &&
-        !media_is(content_type, ct_len, "image/webp") && !media_is(content_type, ct_len, "application/octet-stream"))
-        return fail(err, 415, "%s", "unsupported Content-Type: send image/jpeg, image/png, image/webp or multipart/form-data");
+        !media_is(content_type, ct_len, "image/webp") &&
+        !media_is(content_type, ct_len, "application/octet-stream"))
+        return fail(
+            err, 415, "%s",
+            "unsupported Content-Type: send image/jpeg, image/png, image/webp or multipart/form-data");
     if (body_len == 0)
         return fail(err, 422, "%s", "the request body is empty");
     *image = body;

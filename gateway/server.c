@@ -327,13 +327,15 @@ const pv_opt_t pv_gateway_options[] = {
     {"queue-timeout-ms", "PRIVID_QUEUE_TIMEOUT_MS", PV_OPT_INT,
      offsetof(pv_gateway_config_t, queue_timeout_ms), "5000", 0, 600000,
      "a job that waited longer for a worker is answered 503 instead of run (0 = never)"},
-    {"forget-ms", "PRIVID_FORGET_MS", PV_OPT_INT, offsetof(pv_gateway_config_t, forget_ms), "1000", 50, 3600000,
-     "how often identities erased or expired elsewhere (privid-admin) leave the gallery"},
+    {"forget-ms", "PRIVID_FORGET_MS", PV_OPT_INT, offsetof(pv_gateway_config_t, forget_ms), "1000", 50,
+     3600000, "how often identities erased or expired elsewhere (privid-admin) leave the gallery"},
     {"retention-sweep-ms", "PRIVID_RETENTION_SWEEP_MS", PV_OPT_INT,
      offsetof(pv_gateway_config_t, retention_sweep_ms), "3600000", 0, 86400000,
      "how often visitors unseen for their tenant's retention period are forgotten (0 = never)"},
-    {"console-dir", "PRIVID_CONSOLE_DIR", PV_OPT_STRING, offsetof(pv_gateway_config_t, console_dir), NULL, 0, 0,
-     "the built web console served at / (default: <bin>/../console, which deploy/setup.sh builds; 'off' = none)"},
+    {"console-dir", "PRIVID_CONSOLE_DIR", PV_OPT_STRING, offsetof(pv_gateway_config_t, console_dir), NULL, 0,
+     0,
+     "the built web console served at / (default: <bin>/../console, which deploy/setup.sh builds; 'off' = "
+     "none)"},
     {NULL, NULL, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -385,7 +387,8 @@ static int listen_one(int *fd, int *is_tls, const char *spec, int have_tls)
     int ret = pv_net_listen(fd, addr, bound, sizeof(bound));
     if (ret != 0) {
         PV_LOG(PV_LOG_ERROR, "cannot listen", "addr=\"%s\" err=\"%s\"", spec,
-               ret == PV_EINVAL ? "expected HOST:PORT, http://HOST:PORT or https://HOST:PORT" : pv_strerror(ret));
+               ret == PV_EINVAL ? "expected HOST:PORT, http://HOST:PORT or https://HOST:PORT"
+                                : pv_strerror(ret));
         return ret;
     }
     PV_LOG(PV_LOG_INFO, "listening", "addr=%s url=%s://%s/", bound, *is_tls ? "https" : "http", bound);

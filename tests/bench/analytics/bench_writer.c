@@ -182,12 +182,11 @@ int main(int argc, char **argv)
         if (sh("cp '%s' '%s'", snap, src) != 0 || pv_tenants_open(&t, dir) != 0)
             goto drop;
         pv_writer_t *w = NULL;
-        pv_writer_conf_t conf = {
-            .dsn = dsn,
-            .batch_max = (size_t)batch,
-            .idle_ms = 1,
-            .method = methods[mi].m,
-            .rollup_inline = methods[mi].inline_rollup};
+        pv_writer_conf_t conf = {.dsn = dsn,
+                                 .batch_max = (size_t)batch,
+                                 .idle_ms = 1,
+                                 .method = methods[mi].m,
+                                 .rollup_inline = methods[mi].inline_rollup};
         double s = now_s();
         if (pv_writer_start(&w, t, &conf) != 0)
             goto drop;
@@ -218,8 +217,8 @@ int main(int argc, char **argv)
         printf("{\"bench\":\"writer\",\"method\":\"%s\",\"events\":%ld,\"batch\":%ld,\"seconds\":%.3f,"
                "\"events_per_s\":%.0f,\"rollup_done_s\":%.3f,\"with_rollup_per_s\":%.0f,\"rows\":%ld,"
                "\"rolled_up\":%ld,\"delivered\":%llu,\"failures\":%llu}\n",
-               methods[mi].name, n, batch, secs, (double)n / secs, all_secs, (double)n / all_secs, rows, rolled,
-               (unsigned long long)delivered, (unsigned long long)failures);
+               methods[mi].name, n, batch, secs, (double)n / secs, all_secs, (double)n / all_secs, rows,
+               rolled, (unsigned long long)delivered, (unsigned long long)failures);
         fflush(stdout);
     }
     rc = 0;

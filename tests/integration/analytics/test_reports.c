@@ -770,10 +770,12 @@ static void summary_equal(pv_reports_t *raw, const char *q, int want_equal_skewe
 {
     char sql[160];
     json_t *a = report_on(g_reports, PV_REPORT_SUMMARY, TD, q), *b = report_on(raw, PV_REPORT_SUMMARY, TD, q);
-    snprintf(sql, sizeof(sql), "UPDATE visit_rollup SET n0 = n0 + 1000 WHERE tenant_id = %d AND lag_day = day", TD);
+    snprintf(sql, sizeof(sql),
+             "UPDATE visit_rollup SET n0 = n0 + 1000 WHERE tenant_id = %d AND lag_day = day", TD);
     exec_ok(c, sql);
     json_t *skewed = report_on(g_reports, PV_REPORT_SUMMARY, TD, q);
-    snprintf(sql, sizeof(sql), "UPDATE visit_rollup SET n0 = n0 - 1000 WHERE tenant_id = %d AND lag_day = day", TD);
+    snprintf(sql, sizeof(sql),
+             "UPDATE visit_rollup SET n0 = n0 - 1000 WHERE tenant_id = %d AND lag_day = day", TD);
     exec_ok(c, sql);
     assert_true(json_equal(a, b));
     assert_true(json_is_integer(json_object_get(json_object_get(a, "data"), "visits")));
@@ -817,8 +819,8 @@ static void test_rollup_deferred(void **state)
     assert_non_null(sql);
     for (int b = 0; b < NB; b++) {
         int lo = b * n / NB, hi = (b + 1) * n / NB;
-        size_t o = (size_t)snprintf(sql, size,
-                                    "INSERT INTO visits (tenant_id, ts, event_id, visitor, location, status) VALUES ");
+        size_t o = (size_t)snprintf(
+            sql, size, "INSERT INTO visits (tenant_id, ts, event_id, visitor, location, status) VALUES ");
         for (int i = lo; i < hi; i++)
             o += (size_t)snprintf(sql + o, size - o, "%s(%d, to_timestamp(%lld), 'd%d', 'u%d', '%s', '%s')",
                                   i > lo ? "," : "", TD, v[i].ts, i, v[i].visitor, LOC[v[i].loc],
@@ -829,7 +831,8 @@ static void test_rollup_deferred(void **state)
             for (int k = 0; k < 3; k++)
                 exec_ok(c, "SELECT analytics_rollup_catch_up(40)");
         if (b == 4)
-            for (int k = 0; k < 6; k++) { /* erasures (the writer's statement shape) while visits are pending */
+            for (int k = 0; k < 6;
+                 k++) { /* erasures (the writer's statement shape) while visits are pending */
                 snprintf(sql, size,
                          "DELETE FROM visits v USING (SELECT %d AS t, 'u%u' AS w) e WHERE v.tenant_id = e.t "
                          "AND v.visitor = e.w",
@@ -893,11 +896,11 @@ int main(int argc, char **argv)
     snprintf(g_db, sizeof(g_db), "%s", db.name);
     snprintf(g_dsn, sizeof(g_dsn), "%s", db.dsn);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_summary),    cmocka_unit_test(test_frequency),
-        cmocka_unit_test(test_conversion), cmocka_unit_test(test_retention),
-        cmocka_unit_test(test_timeseries), cmocka_unit_test(test_isolation),
-        cmocka_unit_test(test_k_setting),  cmocka_unit_test(test_bad_params),
-        cmocka_unit_test(test_pg_down),    cmocka_unit_test(test_rollup_equals_raw),
+        cmocka_unit_test(test_summary),         cmocka_unit_test(test_frequency),
+        cmocka_unit_test(test_conversion),      cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_timeseries),      cmocka_unit_test(test_isolation),
+        cmocka_unit_test(test_k_setting),       cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_pg_down),         cmocka_unit_test(test_rollup_equals_raw),
         cmocka_unit_test(test_rollup_deferred),
     };
     rc = cmocka_run_group_tests_name("analytics_reports", tests, setup_group, teardown_group);

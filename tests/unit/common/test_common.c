@@ -29,6 +29,26 @@ static void test_hex_roundtrip(void **state)
     assert_int_equal(pv_hex_decode(out, "00 fabff10", 5), PV_EINVAL);
 }
 
+static void test_url_decode(void **state)
+{
+    (void)state;
+    char out[8];
+    assert_int_equal(pv_url_decode(out, sizeof(out), "a%2Fb+c", 7), 5);
+    assert_string_equal(out, "a/b c");
+    assert_int_equal(pv_url_decode(out, sizeof(out), "%e2%82%AC", 9), 3); /* either case of hex */
+    assert_string_equal(out, "\xe2\x82\xac");
+    assert_int_equal(pv_url_decode(out, sizeof(out), "", 0), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(pv_url_decode(out, sizeof(out), "1234567", 7), 7);   /* exactly fits */
+    assert_int_equal(pv_url_decode(out, sizeof(out), "12345678", 8), -1); /* one too many */
+    assert_int_equal(pv_url_decode(out, sizeof(out), "%4", 2), -1);       /* cut escape */
+    assert_int_equal(pv_url_decode(out, sizeof(out), "ab%", 3), -1);
+    assert_int_equal(pv_url_decode(out, sizeof(out), "%g1", 3), -1);
+    assert_int_equal(pv_url_decode(out, sizeof(out), "never%00x", 9), -1); /* no NUL, escaped */
+    assert_int_equal(pv_url_decode(out, sizeof(out), "a\0b", 3), -1);      /* or raw */
+    assert_int_equal(pv_url_decode(out, 0, "", 0), -1);
+}
+
 static void test_b64url_roundtrip_all_lengths(void **state)
 {
     (void)state;
@@ -183,9 +203,13 @@ static void test_config_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hex_roundtrip),          cmocka_unit_test(test_b64url_roundtrip_all_lengths),
-        cmocka_unit_test(test_b64url_rejects_noncanonical), cmocka_unit_test(test_random_and_ct_compare),
-        cmocka_unit_test(test_error_names),            cmocka_unit_test(test_config_precedence),
+        cmocka_unit_test(test_hex_roundtrip),
+        cmocka_unit_test(test_url_decode),
+        cmocka_unit_test(test_b64url_roundtrip_all_lengths),
+        cmocka_unit_test(test_b64url_rejects_noncanonical),
+        cmocka_unit_test(test_random_and_ct_compare),
+        cmocka_unit_test(test_error_names),
+        cmocka_unit_test(test_config_precedence),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
