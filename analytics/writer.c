@@ -709,7 +709,7 @@ int pv_writer_start(pv_writer_t **out, pv_tenants_t *t, const pv_writer_conf_t *
     w->backoff_max_ms = conf->backoff_max_ms > 0 ? conf->backoff_max_ms : 5000;
     if (w->backoff_max_ms < w->backoff_min_ms)
         w->backoff_max_ms = w->backoff_min_ms;
-    w->method = conf->method == PV_WRITER_DEFAULT ? PV_WRITER_INSERT : conf->method;
+    w->method = conf->method == PV_WRITER_DEFAULT ? PV_WRITER_COPY : conf->method;
     w->rollup_inline = conf->rollup_inline;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);

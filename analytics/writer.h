@@ -20,7 +20,7 @@ typedef struct pv_writer pv_writer_t;
 /* How a batch travels to PostgreSQL (tests/bench/analytics/bench_writer.c
  * compares them). */
 typedef enum {
-    PV_WRITER_DEFAULT = 0,  /* PV_WRITER_INSERT: fastest or tied with COPY here, simplest */
+    PV_WRITER_DEFAULT = 0,  /* PV_WRITER_COPY: the fastest here with the roll-up deferred (bench_writer) */
     PV_WRITER_INSERT = 1,   /* one INSERT ... SELECT over a jsonb array of the batch */
     PV_WRITER_COPY = 2,     /* COPY into a temporary table, then INSERT ... SELECT */
     PV_WRITER_PIPELINE = 3, /* one prepared INSERT per event, libpq pipeline mode */
