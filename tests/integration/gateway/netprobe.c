@@ -12,6 +12,12 @@
  *     RST_STREAM (CANCEL), in batches of 50, then reads until the server
  *     closes; prints {"sent_pairs":P,"goaway":0|1,"goaway_error":E,
  *     "closed":0|1,"responses":R}.
+ *   netprobe streams HOST:PORT N PATH
+ *     HTTP/2 with prior knowledge: N streams opened at once (HEADERS without
+ *     END_STREAM: each waits for a body that never comes), then reads for a
+ *     second; prints {"max_concurrent_streams":M (the server's SETTINGS, -1
+ *     when absent),"refused":R (RST_STREAM REFUSED_STREAM),"other_rst":O,
+ *     "goaway":0|1}.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -227,13 +233,94 @@ static int rapidreset(int pairs, const char *path)
     return 0;
 }
 
+static int streams(int count, const char *path)
+{
+    int fd = dial();
+    if (fd < 0) {
+        perror("connect");
+        return 1;
+    }
+    static unsigned char out[1 << 20];
+    size_t n = 0, plen = strlen(path);
+    memcpy(out, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+    n = 24;
+    n += frame(out + n, 0, 4, 0, 0); /* SETTINGS */
+    for (int i = 0; i < count && n + 64 + plen < sizeof(out); i++) {
+        unsigned char *b = out + n + 9;
+        size_t bl = 0;
+        b[bl++] = 0x83; /* :method POST */
+        b[bl++] = 0x86; /* :scheme http */
+        b[bl++] = 0x04;
+        b[bl++] = (unsigned char)plen;
+        memcpy(b + bl, path, plen);
+        bl += plen;
+        b[bl++] = 0x01;
+        b[bl++] = 5;
+        memcpy(b + bl, "probe", 5);
+        bl += 5;
+        frame(out + n, (unsigned)bl, 1, 0x4, 1 + 2 * (unsigned)i); /* HEADERS, END_HEADERS only */
+        n += 9 + bl;
+    }
+    for (size_t off = 0; off < n;) {
+        ssize_t w = send(fd, out + off, n - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    static unsigned char in[1 << 16];
+    size_t inlen = 0;
+    long max_streams = -1;
+    int refused = 0, other = 0, goaway = 0;
+    double deadline = now_s() + 1.0;
+    while (now_s() < deadline) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        poll(&pf, 1, 100);
+        ssize_t r = recv(fd, in + inlen, sizeof(in) - inlen, MSG_DONTWAIT);
+        if (r == 0)
+            break;
+        if (r > 0)
+            inlen += (size_t)r;
+        size_t off = 0;
+        while (inlen - off >= 9) {
+            unsigned len = (unsigned)in[off] << 16 | (unsigned)in[off + 1] << 8 | in[off + 2];
+            if (inlen - off < 9 + len)
+                break;
+            unsigned type = in[off + 3], flags = in[off + 4];
+            const unsigned char *pl = in + off + 9;
+            if (type == 4 && !(flags & 1)) {
+                for (unsigned k = 0; k + 6 <= len; k += 6)
+                    if ((pl[k] << 8 | pl[k + 1]) == 3)
+                        max_streams = (long)((unsigned long)pl[k + 2] << 24 | (unsigned long)pl[k + 3] << 16 |
+                                             (unsigned long)pl[k + 4] << 8 | pl[k + 5]);
+            } else if (type == 3 && len == 4) {
+                if (pl[3] == 7 && pl[0] == 0 && pl[1] == 0 && pl[2] == 0)
+                    refused++;
+                else
+                    other++;
+            } else if (type == 7) {
+                goaway = 1;
+            }
+            off += 9 + len;
+        }
+        memmove(in, in + off, inlen - off);
+        inlen -= off;
+    }
+    close(fd);
+    printf("{\"max_concurrent_streams\":%ld,\"refused\":%d,\"other_rst\":%d,\"goaway\":%d}\n", max_streams,
+           refused, other, goaway);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 7 && strcmp(argv[1], "slow") == 0 && parse_addr(argv[2]) == 0)
         return slow(atoi(argv[3]), argv[4], atoi(argv[5]), atof(argv[6]));
     if (argc >= 5 && strcmp(argv[1], "rapidreset") == 0 && parse_addr(argv[2]) == 0)
         return rapidreset(atoi(argv[3]), argv[4]);
+    if (argc >= 5 && strcmp(argv[1], "streams") == 0 && parse_addr(argv[2]) == 0)
+        return streams(atoi(argv[3]), argv[4]);
     fprintf(stderr, "usage: netprobe slow HOST:PORT N headers|body|idle INTERVAL_MS MAX_S\n"
-                    "       netprobe rapidreset HOST:PORT PAIRS PATH\n");
+                    "       netprobe rapidreset HOST:PORT PAIRS PATH\n"
+                    "       netprobe streams HOST:PORT N PATH\n");
     return 2;
 }

@@ -9,8 +9,10 @@
 #     closed by --request-timeout-ms while a normal request is served;
 #     --max-connections closes the excess at once and counts it.
 #  3. HTTP/2: a normal client making many requests on one connection is
-#     unaffected; HEADERS+RST_STREAM pairs (rapid reset) get GOAWAY
-#     ENHANCE_YOUR_CALM and the connection is closed; the gateway stays up.
+#     unaffected; streams past the advertised limit of 100 open at once are
+#     refused (REFUSED_STREAM), the connection kept; HEADERS+RST_STREAM
+#     pairs (rapid reset) get GOAWAY ENHANCE_YOUR_CALM and the connection is
+#     closed; the gateway stays up.
 #   test_overload.sh PRIVID_ADMIN PRIVID_GATEWAY LOADGEN NETPROBE IMGTOOL   (env PRIVID_MODELS)
 . "$(dirname "$0")/../../lib.sh"
 PV_ADMIN=$1
@@ -100,6 +102,12 @@ codes=$(curl -sS --cacert "$PV_TMP/c.crt" -w '%{http_code} %{http_version} %{num
 check_eq "200 h2 requests on one connection all answered" "1 199" \
   "$(echo "$codes" | awk '$2 == 200 && $3 == 2 {print $1}' | sort -n | tr '\n' ' ' | sed 's/ $//')"
 check_eq "normal h2 client: no GOAWAY" 0 "$(metric "$URL" privid_http2_goaway_total)"
+# concurrent streams: 150 opened at once (bodies never sent); libh2o advertises and enforces 100
+out=$("$NETPROBE" streams "$HP" 150 /v1/events)
+echo "150 streams at once: $out"
+check_eq "the stream limit is advertised (SETTINGS_MAX_CONCURRENT_STREAMS)" 100 "$(jget "$out" .max_concurrent_streams)"
+check_eq "streams past the limit refused (RST_STREAM REFUSED_STREAM)" 50 "$(jget "$out" .refused)"
+check_eq "only those reset, no GOAWAY" "0 0" "$(jget "$out" '"\(.other_rst) \(.goaway)"')"
 out=$("$NETPROBE" rapidreset "$HP" 2000 /healthz)
 echo "rapid reset: $out"
 check_eq "rapid reset gets GOAWAY" 1 "$(jget "$out" .goaway)"
