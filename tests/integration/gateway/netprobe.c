@@ -136,6 +136,25 @@ static size_t frame(unsigned char *p, unsigned len, unsigned type, unsigned flag
     return 9;
 }
 
+/* An HPACK header block (static table, no Huffman): :method GET or POST (static 2 / 3), :scheme http (6),
+ * :path literal (name 4), :authority "probe" (name 1); path is at most 200 bytes. Returns its length. */
+static size_t request_block(unsigned char *b, int post, const char *path)
+{
+    size_t bl = 0, plen = strlen(path);
+    if (plen > 200)
+        plen = 200;
+    b[bl++] = post ? 0x83 : 0x82;
+    b[bl++] = 0x86;
+    b[bl++] = 0x04;
+    b[bl++] = (unsigned char)plen;
+    memcpy(b + bl, path, plen);
+    bl += plen;
+    b[bl++] = 0x01;
+    b[bl++] = 5;
+    memcpy(b + bl, "probe", 5);
+    return bl + 5;
+}
+
 static int rapidreset(int pairs, const char *path)
 {
     int fd = dial();
@@ -150,19 +169,8 @@ static int rapidreset(int pairs, const char *path)
     n = 24;
     n += frame(out + n, 0, 4, 0, 0); /* SETTINGS */
     send(fd, out, n, MSG_NOSIGNAL);
-    /* HPACK: :method GET (static 2), :scheme http (6), :path literal (name 4), :authority literal (name 1) */
     unsigned char block[300];
-    size_t bl = 0, plen = strlen(path);
-    block[bl++] = 0x82;
-    block[bl++] = 0x86;
-    block[bl++] = 0x04;
-    block[bl++] = (unsigned char)plen;
-    memcpy(block + bl, path, plen);
-    bl += plen;
-    block[bl++] = 0x01;
-    block[bl++] = 5;
-    memcpy(block + bl, "probe", 5);
-    bl += 5;
+    size_t bl = request_block(block, 0, path);
     int sent = 0, closed = 0, goaway = 0, responses = 0;
     unsigned goaway_err = 0;
     unsigned sid = 1;
@@ -246,18 +254,7 @@ static int streams(int count, const char *path)
     n = 24;
     n += frame(out + n, 0, 4, 0, 0); /* SETTINGS */
     for (int i = 0; i < count && n + 64 + plen < sizeof(out); i++) {
-        unsigned char *b = out + n + 9;
-        size_t bl = 0;
-        b[bl++] = 0x83; /* :method POST */
-        b[bl++] = 0x86; /* :scheme http */
-        b[bl++] = 0x04;
-        b[bl++] = (unsigned char)plen;
-        memcpy(b + bl, path, plen);
-        bl += plen;
-        b[bl++] = 0x01;
-        b[bl++] = 5;
-        memcpy(b + bl, "probe", 5);
-        bl += 5;
+        size_t bl = request_block(out + n + 9, 1, path);
         frame(out + n, (unsigned)bl, 1, 0x4, 1 + 2 * (unsigned)i); /* HEADERS, END_HEADERS only */
         n += 9 + bl;
     }
