@@ -1,8 +1,9 @@
 /*
  * The analytics writer: one thread that drains the tenants store's LMDB
  * outbox into PostgreSQL. Each batch (events in sequence order) is inserted
- * in one transaction with ON CONFLICT DO NOTHING on the event's key, then
- * deleted from LMDB after the commit: at-least-once delivery onto idempotent
+ * with ON CONFLICT DO NOTHING on the event's key (a large batch without
+ * erasures split over conf.connections connections, a transaction each),
+ * then deleted from LMDB after every part committed: at-least-once delivery onto idempotent
  * inserts, so every event lands exactly once. A second thread applies the
  * delivered visits to the reports' roll-up (migrations/0007), off the
  * delivery path. PostgreSQL down: events wait in
@@ -35,6 +36,7 @@ typedef struct {
     pv_writer_method_t method; /* PV_WRITER_DEFAULT unless benchmarking */
     int rollup_inline;         /* 1: the roll-up runs in each delivery's transaction (0006; for the
                                   bench); 0 (default): deliveries defer it to the roll-up thread */
+    int connections;           /* delivery connections a large batch is split over; 0: 2, at most 4 */
 } pv_writer_conf_t;
 
 /*
@@ -67,6 +69,7 @@ uint64_t pv_writer_failures(const pv_writer_t *w);        /* failed connection o
 uint64_t pv_writer_rejected(const pv_writer_t *w);        /* events PostgreSQL refused as invalid (dropped) */
 int pv_writer_connected(const pv_writer_t *w);            /* 1 while the last attempt succeeded */
 uint64_t pv_writer_rolled_up(const pv_writer_t *w);       /* delivered visits applied to the roll-up */
-int pv_writer_rollup_idle(const pv_writer_t *w); /* 1: the roll-up found nothing pending since the last delivery */
+int pv_writer_rollup_idle(
+    const pv_writer_t *w); /* 1: the roll-up found nothing pending since the last delivery */
 
 #endif

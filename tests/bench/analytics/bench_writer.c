@@ -5,11 +5,11 @@
  * INSERT over a jsonb array, COPY + INSERT ... SELECT, pipeline mode), from
  * the same outbox snapshot each time, with the roll-up deferred to the
  * writer's roll-up thread (the default; also timed until it has caught up)
- * and, as the baseline, INSERT with the roll-up inline in each delivery. Also times the outbox append that a
- * recognition adds to the API (one visit, one LMDB transaction) and, for
- * comparison, one fdatasync on the same disk. Prints one JSON line per figure.
- *   bench_writer DSN [N=200000] [BATCH=1000] [MIGRATIONS_DIR]
- * The database privid_bench_<pid> is created on DSN's server and dropped.
+ * and, as the baselines, COPY on one connection (the default splits a batch
+ * over two) and INSERT with the roll-up inline in each delivery (one connection). Also times the outbox
+ * append that a recognition adds to the API (one visit, one LMDB transaction) and, for comparison, one
+ * fdatasync on the same disk. Prints one JSON line per figure. bench_writer DSN [N=200000] [BATCH=1000]
+ * [MIGRATIONS_DIR] The database privid_bench_<pid> is created on DSN's server and dropped.
  */
 #include <fcntl.h>
 #include <ftw.h>
@@ -171,11 +171,12 @@ int main(int argc, char **argv)
     static const struct {
         pv_writer_method_t m;
         const char *name;
-        int inline_rollup;
-    } methods[] = {{PV_WRITER_INSERT, "insert", 0},
-                   {PV_WRITER_COPY, "copy", 0},
-                   {PV_WRITER_PIPELINE, "pipeline", 0},
-                   {PV_WRITER_INSERT, "insert_rollup_inline", 1}};
+        int inline_rollup, conns;
+    } methods[] = {{PV_WRITER_INSERT, "insert", 0, 0},
+                   {PV_WRITER_COPY, "copy", 0, 0},
+                   {PV_WRITER_COPY, "copy_one_connection", 0, 1},
+                   {PV_WRITER_PIPELINE, "pipeline", 0, 0},
+                   {PV_WRITER_INSERT, "insert_rollup_inline", 1, 1}};
     for (size_t mi = 0; mi < sizeof(methods) / sizeof(methods[0]); mi++) {
         PQclear(PQexec(c, "TRUNCATE visits, events, erasures"));
         PQclear(PQexec(c, "CHECKPOINT"));
@@ -186,7 +187,8 @@ int main(int argc, char **argv)
                                  .batch_max = (size_t)batch,
                                  .idle_ms = 1,
                                  .method = methods[mi].m,
-                                 .rollup_inline = methods[mi].inline_rollup};
+                                 .rollup_inline = methods[mi].inline_rollup,
+                                 .connections = methods[mi].conns};
         double s = now_s();
         if (pv_writer_start(&w, t, &conf) != 0)
             goto drop;

@@ -131,20 +131,27 @@ static void copy_file(const char *from, const char *to)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Saves the store's file (save 1) or puts the saved one back (0): restoring
+ * is a crash after PostgreSQL committed and before LMDB deleted. */
+static void store_copy(fixture_t *f, int save)
+{
+    char src[128], snap[128];
+    pv_tenants_close(f->t);
+    snprintf(src, sizeof(src), "%s/data.mdb", f->dir);
+    snprintf(snap, sizeof(snap), "%s/snapshot.mdb", f->dir);
+    copy_file(save ? src : snap, save ? snap : src);
+    assert_int_equal(pv_tenants_open(&f->t, f->dir), 0);
+}
+
 /* Overlapping runs and a replay of everything already committed: still once. */
 static void exactly_once(void **state, pv_writer_method_t method)
 {
     fixture_t *f = *state;
-    char src[128], snap[128];
     record(f, &f->a, 1000, 300, 1700000000000, NULL);
     record(f, &f->b, 1000, 20, 1700000000000, NULL);
     /* a snapshot of the store with all 320 events: restoring it later is a crash
      * after PostgreSQL committed them and before LMDB deleted them */
-    pv_tenants_close(f->t);
-    snprintf(src, sizeof(src), "%s/data.mdb", f->dir);
-    snprintf(snap, sizeof(snap), "%s/snapshot.mdb", f->dir);
-    copy_file(src, snap);
-    assert_int_equal(pv_tenants_open(&f->t, f->dir), 0);
+    store_copy(f, 1);
 
     pv_writer_t *w = start(f, g_dsn, method, 64);
     wait_empty(f, w);
@@ -154,9 +161,7 @@ static void exactly_once(void **state, pv_writer_method_t method)
     assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits WHERE camera <> E'cam\\t\"1\"\\\\'"), 0);
     assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits WHERE status = 'new'"), 97 + 20);
 
-    pv_tenants_close(f->t);
-    copy_file(snap, src);
-    assert_int_equal(pv_tenants_open(&f->t, f->dir), 0);
+    store_copy(f, 0);
     assert_int_equal(depth(f), 320);
     record(f, &f->a, 5000, 30, 1700000500000, NULL); /* new events after the replayed ones */
     w = start(f, g_dsn, method, 100);
@@ -294,13 +299,19 @@ static void test_erasure(void **state)
     assert_int_equal(pgt_rollup_diff(f->pg), 0);
 }
 
+/* A visit without a status: PostgreSQL refuses it. */
+static void append_refused(fixture_t *f)
+{
+    append_raw(f, json_pack("{s:s, s:I, s:s, s:I}", "type", "visit", "tenant_id", (json_int_t)f->a.id,
+                            "visitor", "nobody", "ts_ms", (json_int_t)1700000000000));
+}
+
 /* An event PostgreSQL refuses (no status) is dropped and counted; the rest arrive. */
 static void test_rejected_event(void **state)
 {
     fixture_t *f = *state;
     record(f, &f->a, 1, 10, 1700000000000, NULL);
-    append_raw(f, json_pack("{s:s, s:I, s:s, s:I}", "type", "visit", "tenant_id", (json_int_t)f->a.id,
-                            "visitor", "nobody", "ts_ms", (json_int_t)1700000000000));
+    append_refused(f);
     record(f, &f->a, 100, 10, 1700000000000, NULL);
     pv_writer_t *w = start(f, g_dsn, PV_WRITER_DEFAULT, 0);
     wait_empty(f, w);
@@ -308,6 +319,43 @@ static void test_rejected_event(void **state)
     assert_int_equal(pv_writer_delivered(w), 20);
     pv_writer_stop(w);
     assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 20);
+}
+
+/* A large batch is split over two connections (each part its own transaction);
+ * a replay of all of it after a crash, and a refused event in the second part
+ * (the first part committed, the batch then goes one event at a time), still
+ * land every good event once. */
+static void test_split(void **state)
+{
+    fixture_t *f = *state;
+    record(f, &f->a, 1000, 700, 1700000000000, NULL);
+    append_refused(f);
+    record(f, &f->b, 1000, 700, 1700000100000, NULL);
+    store_copy(f, 1);
+
+    pv_writer_t *w = start(f, g_dsn, PV_WRITER_DEFAULT, 2000);
+    wait_empty(f, w);
+    assert_int_equal(pv_writer_rejected(w), 1);
+    /* both delivery connections are open (the roll-up thread has its own) */
+    assert_int_equal(pgt_scalar(f->pg,
+                                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND application_name = 'privid-writer'"),
+                     2);
+    pv_writer_stop(w);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 1400);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(DISTINCT event_id) FROM visits"), 1400);
+
+    /* the crash replay: all 1401 again, then the next events split cleanly */
+    store_copy(f, 0);
+    record(f, &f->a, 5000, 1200, 1700000500000, NULL);
+    w = start(f, g_dsn, PV_WRITER_COPY, 1500);
+    wait_empty(f, w);
+    assert_int_equal(pgt_wait_rollup(f->pg, 30000), 0);
+    pv_writer_stop(w);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(*) FROM visits"), 2600);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT count(DISTINCT event_id) FROM visits"), 2600);
+    assert_int_equal(pgt_scalar(f->pg, "SELECT sum(n0) FROM visit_rollup WHERE NOT per_location"), 2600);
+    assert_int_equal(pgt_rollup_diff(f->pg), 0);
 }
 
 /* The same server, another database (key=value or URI DSN). */
@@ -331,6 +379,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_pg_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejected_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split, setup, teardown),
     };
     rc = cmocka_run_group_tests_name("analytics_writer", tests, NULL, NULL);
 drop:
